@@ -1,0 +1,105 @@
+"""The method contract: what a sequential-disentanglement model must implement.
+
+The framework owns the training loop, so a method is only a ``torch.nn.Module`` with a
+config dataclass and four verbs: ``training_step``, ``encode``, ``decode`` and (optionally)
+``sample``. Built-in methods use exactly this API; so does a third-party plugin.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from .config import MethodConfig
+from .errors import NotApplicable
+from .types import DataSpec, Factors
+
+
+@dataclass
+class Batch:
+    """A training or evaluation batch: ``x`` is ``[B, T, C, H, W]`` in the dataset's value range."""
+
+    x: torch.Tensor
+    labels: dict[str, torch.Tensor]
+    index: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.x.to(device, non_blocking=True), {k: v.to(device) for k, v in self.labels.items()},
+                     self.index)
+
+
+class Method(nn.Module, metaclass=abc.ABCMeta):
+    """Base class of every method plugin.
+
+    Subclasses set ``name`` (the registry key), ``version`` (bump when results change),
+    ``Config`` (a :class:`MethodConfig` subclass with ``smoke``/``quick``/``paper`` profiles)
+    and ``modalities``; they build their networks in ``__init__(config, spec)``.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    modalities: ClassVar[tuple[str, ...]] = ("video",)
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+
+    def __init__(self, config: MethodConfig, spec: DataSpec):
+        super().__init__()
+        self.config = config
+        self.spec = spec
+        # Set by the trainer before every step so schedules (KL annealing, warm-ups) can read it.
+        self.global_step = 0
+        self.total_steps = max(1, int(getattr(config, "steps", 1)))
+
+    # -- what a method must implement ------------------------------------------------------
+    @abc.abstractmethod
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Return a dict of losses; ``loss`` is what the trainer minimises, the rest is logged."""
+
+    @abc.abstractmethod
+    def encode(self, x: torch.Tensor) -> Factors:
+        """Deterministic codes (posterior means) for ``x`` of shape ``[B, T, C, H, W]``."""
+
+    @abc.abstractmethod
+    def decode(self, factors: Factors, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sequences ``[B, T, C, H, W]`` in the dataset's value range from (possibly swapped) factors."""
+
+    # -- optional --------------------------------------------------------------------------
+    def sample(self, n: int, frames: int, which: Literal["static", "dynamic"], *,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """New codes from the method's prior: ``[n, S]`` for static, ``[n, T, D]`` for dynamic."""
+        raise NotApplicable(f"{self.name} has no prior to sample from")
+
+    @classmethod
+    def can_sample(cls) -> bool:
+        return cls.sample is not Method.sample
+
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Losses on held-out data for model selection; defaults to ``training_step`` without grad."""
+        return self.training_step(batch)
+
+    def train_statistics(self) -> dict[str, float]:
+        """Extra values to log during training (codebook perplexity, KL weight...)."""
+        return {}
+
+    @classmethod
+    def supports(cls, spec: DataSpec) -> str | None:
+        """``None`` if the method can run on ``spec``; otherwise the reason it cannot."""
+        if spec.modality not in cls.modalities:
+            return f"{cls.name} supports {', '.join(cls.modalities)} data, not {spec.modality}"
+        return None
+
+    def reconstruct(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x), generator=generator)
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")

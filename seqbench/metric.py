@@ -1,0 +1,138 @@
+"""The metric contract: declared outputs and requirements, ``evaluate``, and the evaluation context.
+
+Like torchmetrics, every metric is a class (the plugin) around a pure function on arrays
+(the functional core, unit-tested on hand-computed values). A metric that does not apply to
+a (method, dataset) pair says why via :meth:`Metric.applicable`; the runner records an explicit
+"not applicable" row instead of crashing or leaving a silent gap.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+
+from .data import SplitData
+from .types import DataSpec, MetricOutput, MetricValue
+
+if TYPE_CHECKING:
+    from .method import Method
+    from .plugins import Registry
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a metric needs from the method and the dataset."""
+
+    decode: bool = False
+    sample: bool = False
+    labels: tuple[str, ...] = ()  # "static", "dynamic", or specific label names
+    identity: bool = False
+    keypoints: bool = False
+    modality: tuple[str, ...] = ("video", "audio")
+    backend: str | None = None  # kind of evaluation backend needed (landmarks, identity, pose)
+
+
+@dataclass
+class EvalData:
+    """The data a metric sees: the dataset spec, the train split (without val) and the test split."""
+
+    spec: DataSpec
+    train: SplitData
+    test: SplitData
+
+
+@dataclass
+class EvalContext:
+    """Shared evaluation state: device, seed, batch size, caches for judges and fixed pairs."""
+
+    device: torch.device
+    seed: int = 0
+    batch_size: int = 64
+    limit: int | None = None
+    cache_dir: Path = Path(".")
+    registry: "Registry | None" = None
+    options: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the run seed: the same noise for every method."""
+        return torch.Generator().manual_seed(10_000 * self.seed + offset)
+
+    def memo(self, key: str, build: Callable[[], T]) -> T:
+        """Compute once per run (e.g. a judge loaded from the disk cache)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def pairs(self, spec: DataSpec, n_items: int, n_pairs: int | None = None) -> np.ndarray:
+        """The fixed evaluation pairs ``[P, 2]`` of test indices for this dataset.
+
+        Seeded by the dataset fingerprint only (not by the method or the run seed), so every
+        method is scored on the same pairs. Pairs never match an item with itself.
+        """
+        n_pairs = n_items if n_pairs is None else n_pairs
+        seed = int(spec.fingerprint[:8] or "0", 16) if spec.fingerprint else 0
+        rng = np.random.default_rng(seed)
+        a = rng.permutation(n_items)[: min(n_pairs, n_items)] if n_pairs <= n_items else rng.integers(0, n_items, n_pairs)
+        shift = rng.integers(1, max(2, n_items), size=len(a))
+        b = (a + shift) % n_items
+        return np.stack([a, b], axis=1)
+
+
+class Metric(abc.ABC):
+    """Base class of every metric plugin."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+    outputs: ClassVar[tuple[MetricOutput, ...]] = ()
+    requires: ClassVar[Requirements] = Requirements()
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    def applicable(self, method: "Method", spec: DataSpec) -> str | None:
+        """``None`` when the metric applies; otherwise a reason shown in the "not applicable" row."""
+        req = self.requires
+        if spec.modality not in req.modality:
+            return f"{self.name} needs {'/'.join(req.modality)} data; {spec.name} is {spec.modality}"
+        if req.sample and not method.can_sample():
+            return f"{method.name} has no prior to sample from"
+        if req.identity and not spec.has_identity:
+            return f"{spec.name} has no identity labels"
+        if req.keypoints and not spec.has_keypoints:
+            return f"{spec.name} has no keypoints"
+        for need in req.labels:
+            if need == "static" and not spec.static_labels:
+                return f"{spec.name} has no static labels"
+            if need == "dynamic" and not spec.dynamic_labels:
+                return f"{spec.name} has no dynamic labels"
+            if need not in ("static", "dynamic") and need not in {l.name for l in spec.labels}:
+                return f"{spec.name} has no label {need!r}"
+        return None
+
+    def output(self, key: str) -> MetricOutput:
+        for out in self.outputs:
+            if out.key == key:
+                return out
+        # Metrics may emit per-head keys beyond the declared ones; direction follows the prefix.
+        for out in self.outputs:
+            if key.startswith(out.key):
+                return MetricOutput(key, out.higher_is_better, out.description)
+        return MetricOutput(key, True)
+
+    @abc.abstractmethod
+    def evaluate(self, method: "Method", data: EvalData, ctx: EvalContext) -> dict[str, MetricValue | float]:
+        """Score ``method`` (already trained, in eval mode) and return values per output key."""
+
+    def chance(self, spec: DataSpec) -> dict[str, float]:
+        """Chance-level values of this metric's keys on ``spec`` (for the leaderboard's chance row)."""
+        return {}

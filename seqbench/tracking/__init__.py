@@ -1,0 +1,1 @@
+"""Run-event plugins that record results elsewhere (MLflow)."""
