@@ -1,0 +1,316 @@
+"""The ``seqbench`` command line: run, list, leaderboard, data, ui.
+
+Conventions follow lm-eval / mteb / pytest: comma-separated names with "did you mean",
+``--set METHOD.KEY=VALUE`` overrides, ``-p`` plugins, ``--dry-run`` plans. Errors a user can
+act on are printed without a traceback (exit status 2); a run with failed cells exits with
+the number of failed cells (capped at 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import SeqbenchError
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqbench", description="Benchmark sequential-disentanglement methods.")
+    parser.add_argument("--version", action="version", version=f"seqbench {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugin_help = "add a plugin module (-p MODULE) or block one (-p no:NAME); repeatable"
+    run = sub.add_parser("run", help="train methods and evaluate metrics (default: the embedded benchmark)")
+    run.add_argument("--methods", type=_csv, help="comma-separated methods (default: dbse)")
+    run.add_argument("--metrics", type=_csv, help="comma-separated metrics (default: mse)")
+    run.add_argument("--dataset", "--datasets", dest="datasets", type=_csv,
+                     help="comma-separated datasets (default: synthetic-sprites)")
+    run.add_argument("--profile", choices=("smoke", "quick", "paper"), help="method size/length profile (default: quick)")
+    run.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: 0)")
+    run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    run.add_argument("--output", "-o", type=Path, help="output directory (default: ./seqbench-results)")
+    run.add_argument("--limit", type=_positive_int, help="evaluate on the first N test clips only (not for reporting)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                     help="override a method setting, e.g. --set dbse.lr=1e-3 (KEY=VALUE for all methods)")
+    run.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
+                     help="dataset adapter option, e.g. --data-option synthetic-sprites.size=32")
+    run.add_argument("--config", type=Path, help="TOML file with run options and [set.METHOD] tables")
+    run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
+    run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    run.add_argument("--retrain", action="store_true", help="ignore cached models and cells")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    lst = sub.add_parser("list", help="list registered methods, metrics, datasets, backends or plugins")
+    lst.add_argument("what", nargs="?", default="all", choices=("all", "methods", "metrics", "datasets", "backends", "plugins"))
+    lst.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
+
+    board = sub.add_parser("leaderboard", help="render markdown leaderboards from results")
+    board.add_argument("--from", dest="source", default="seqbench-results",
+                       help="an output directory / results.jsonl, or 'mlflow' to read the tracking store")
+    board.add_argument("--dataset", type=_csv, help="only these datasets")
+    board.add_argument("--profile", help="only results of this profile")
+    board.add_argument("--ci", action="store_true", help="show bootstrap 95%% intervals")
+    board.add_argument("-o", "--output", type=Path, help="write to this file (one dataset) or directory")
+
+    data = sub.add_parser("data", help="prepare, describe or verify datasets")
+    data.add_argument("action", choices=("prepare", "info", "verify"))
+    data.add_argument("name")
+    data.add_argument("--source", type=Path, help="directory with the raw files (prepare)")
+    data.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="KEY=VALUE")
+    data.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
+
+    ui = sub.add_parser("ui", help="open the MLflow UI on the results' tracking store")
+    ui.add_argument("--output", "-o", type=Path, default=Path("seqbench-results"), help="output directory of the runs")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _parse_kv(items: list[str], *, scoped: bool) -> dict[str, dict[str, Any]]:
+    from .config import parse_set_options
+
+    if scoped:
+        return parse_set_options(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SeqbenchError(f"--data-option {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _literal(value.strip())
+    return {"*": out}
+
+
+def _literal(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_toml_config, parse_set_options
+    from .runner import RunOptions, Runner
+
+    options = RunOptions()
+    file_cfg: dict[str, Any] = load_toml_config(args.config) if args.config else {}
+    known = {"methods", "metrics", "datasets", "dataset", "profile", "seeds", "device", "output", "limit", "set",
+             "plugins", "data_options"}
+    unknown = sorted(set(file_cfg) - known)
+    if unknown:
+        raise SeqbenchError(f"--config {args.config}: unknown keys {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+
+    def pick(name: str, cli_value: Any, default: Any) -> Any:
+        if cli_value not in (None, []):
+            return cli_value
+        value = file_cfg.get(name, default)
+        if name in ("methods", "metrics", "datasets") and isinstance(value, str):
+            return _csv(value)
+        return value
+
+    options.methods = pick("methods", args.methods, options.methods)
+    options.metrics = pick("metrics", args.metrics, options.metrics)
+    options.datasets = pick("datasets", args.datasets, file_cfg.get("dataset", options.datasets))
+    if isinstance(options.datasets, str):
+        options.datasets = _csv(options.datasets)
+    options.profile = pick("profile", args.profile, options.profile)
+    options.seeds = [int(s) for s in pick("seeds", args.seeds, options.seeds)]
+    options.device = pick("device", args.device, None)
+    options.output = Path(pick("output", args.output, options.output))
+    options.limit = pick("limit", args.limit, None)
+    overrides = {scope: dict(values) for scope, values in (file_cfg.get("set") or {}).items()}
+    for scope, values in parse_set_options(args.overrides).items():
+        overrides.setdefault(scope, {}).update(values)
+    options.overrides = overrides
+    data_options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (file_cfg.get("data_options") or {}).items()}
+    for scope, values in parse_set_options(args.data_options).items():
+        data_options.setdefault(scope, {}).update({k: _literal(v) for k, v in values.items()})
+    if "*" in data_options:
+        raise SeqbenchError("--data-option needs DATASET.KEY=VALUE, e.g. --data-option synthetic-sprites.size=32")
+    options.dataset_options = data_options
+    options.plugins = list(file_cfg.get("plugins", [])) + args.plugins
+    options.dry_run = args.dry_run
+    options.retrain = args.retrain
+    options.progress = not args.no_progress and sys.stderr.isatty()
+
+    runner = Runner(options)
+    run = runner.run()
+    if options.dry_run:
+        return 0
+    from .results import load_results
+
+    frame = load_results(run.output)
+    mine = frame[frame["run_id"] == run.run_id]
+    _print_summary(mine, run)
+    failed = int((mine.drop_duplicates(["dataset", "method", "seed", "metric"])["status"] == "error").sum())
+    return min(failed, 100)
+
+
+def _print_summary(frame, run) -> None:
+    from tabulate import tabulate
+
+    from .leaderboard import format_value
+
+    rows = []
+    for _, row in frame.iterrows():
+        value = format_value(row["value"]) if row["status"] == "ok" else row["status"]
+        if row["status"] == "ok" and row["ci_low"] is not None and row["ci_low"] == row["ci_low"]:
+            value += f" [{format_value(row['ci_low'])}, {format_value(row['ci_high'])}]"
+        rows.append([row["dataset"], row["method"], row["seed"], row["metric"], row["key"] or "", value,
+                     (row["reason"] or "")[:90]])
+    print(tabulate(rows, headers=["dataset", "method", "seed", "metric", "key", "value", "note"], tablefmt="simple"))
+    errors = frame[frame["status"] == "error"].drop_duplicates(["dataset", "method", "seed", "metric"])
+    print(f"\nresults: {run.output / 'results.jsonl'}")
+    print(f"leaderboards: {run.output / 'leaderboards'}")
+    from .tracking.mlflow_plugin import tracking_uri
+
+    if "mlflow" in run.state:
+        print(f"mlflow: {run.state['mlflow']['uri']} (open with `seqbench ui --output {run.output}`)")
+    if len(errors):
+        print(f"\n{len(errors)} cell(s) failed:", file=sys.stderr)
+        for _, row in errors.iterrows():
+            print(f"  {row['dataset']}/{row['method']}/seed{row['seed']}/{row['metric']}: {row['reason']}", file=sys.stderr)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .plugins import load_plugins
+
+    plugins = load_plugins(args.plugins)
+    kinds = ["methods", "metrics", "datasets", "backends"] if args.what == "all" else [args.what]
+    for kind in kinds:
+        if kind == "plugins":
+            print("plugins:")
+            for name, origin in sorted(plugins.origins.items()):
+                print(f"  {name:28s} {origin}")
+            for name, error in sorted(plugins.failed.items()):
+                print(f"  {name:28s} FAILED: {error}")
+            continue
+        registry = getattr(plugins, kind)
+        print(f"{kind}:")
+        for name in registry.names():
+            cls = registry.get(name)
+            description = (getattr(cls, "description", "") or "").strip().splitlines()
+            print(f"  {name:20s} {description[0] if description else ''}  [{registry.origin(name)}]")
+        if not len(registry):
+            print("  (none)")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import write_leaderboards, render_dataset, _frame
+    from .results import load_results
+
+    if args.source == "mlflow":
+        from .tracking.mlflow_plugin import load_results_from_mlflow
+
+        frame = load_results_from_mlflow()
+    else:
+        frame = load_results(args.source)
+    datasets = args.dataset or sorted(frame["dataset"].dropna().unique())
+    metric_order = list(dict.fromkeys(frame["metric"].dropna()))
+    if args.output and (len(datasets) > 1 or args.output.is_dir()):
+        for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile):
+            print(f"wrote {path}")
+        return 0
+    for dataset in datasets:
+        if dataset not in set(frame["dataset"]):
+            raise SeqbenchError(f"no results for dataset {dataset!r} in {args.source}; present: "
+                                f"{', '.join(sorted(frame['dataset'].dropna().unique()))}")
+        text = render_dataset(_frame(frame), dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile)
+        if args.output:
+            from .utils import atomic_write_text
+
+            atomic_write_text(args.output, text)
+            print(f"wrote {args.output}")
+        else:
+            print(text)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .plugins import load_plugins
+
+    plugins = load_plugins(args.plugins)
+    cls = plugins.datasets.get(args.name)
+    options = _parse_kv(args.data_options, scoped=False)["*"]
+    adapter = cls(**options)
+    if args.action == "prepare":
+        path = adapter.prepare(args.source) if args.source is not None else adapter.prepare()
+        print(f"prepared {args.name} at {path}")
+    elif args.action == "info":
+        print(json.dumps(adapter.info(), indent=2, default=str))
+    else:
+        problems = adapter.verify()
+        if problems:
+            for problem in problems:
+                print(problem)
+            print(f"{len(problems)} problem(s) in {args.name}", file=sys.stderr)
+            return 1
+        print(f"{args.name}: all items readable")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .tracking.mlflow_plugin import artifact_location, tracking_uri
+
+    uri = tracking_uri(args.output)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise SeqbenchError(f"no MLflow store at {uri}: run `seqbench run --output {args.output}` first, "
+                            f"or set MLFLOW_TRACKING_URI")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+               "--port", str(args.port)]
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        command += ["--default-artifact-root", artifact_location(args.output)]
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri}); Ctrl-C to stop", flush=True)
+    return subprocess.call(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "data": cmd_data, "ui": cmd_ui}
+    try:
+        return handlers[args.command](args)
+    except SeqbenchError as exc:
+        print(f"seqbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqbench: interrupted; finished cells are saved, re-run the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,162 @@
+"""Markdown leaderboards from long-format results, one per dataset, with provenance.
+
+Rows are methods, columns are metric keys with an arrow for the better direction, cells are
+mean +/- std over seeds with the best in bold. Keys a metric emits as ``chance/<key>`` and
+``ceiling/<key>`` become the chance and judge-ceiling rows. Results made with ``--limit`` are
+left out, and mixing metric, method, dataset or seqbench versions (or profiles) is refused:
+such numbers are not comparable (cf. mteb #5228).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SeqbenchError
+from .results import OK
+from .utils import atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CHANCE, CEILING = "chance/", "ceiling/"
+
+
+class MixedVersionsError(SeqbenchError):
+    pass
+
+
+def _frame(rows: "list[dict[str, Any]] | pd.DataFrame") -> "pd.DataFrame":
+    import pandas as pd
+
+    from .results import COLUMNS
+
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    return frame
+
+
+def format_value(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude < 1e-3 or magnitude >= 1e5):
+        return f"{value:.3e}"
+    return f"{value:.4g}" if magnitude >= 1 else f"{value:.4f}"
+
+
+def _column_name(key: str, backend: str | None) -> str:
+    return f"{key} [{backend}]" if backend else key
+
+
+def select_rows(frame: "pd.DataFrame", dataset: str, profile: str | None = None) -> "pd.DataFrame":
+    """Comparable rows of ``dataset``: ok status, no ``--limit``, newest per (method, seed, metric key)."""
+    data = frame[(frame["dataset"] == dataset) & (frame["status"] == OK)]
+    data = data[data["limit"].isna()]
+    if profile:
+        data = data[data["profile"] == profile]
+    if data.empty:
+        return data
+    data = data.sort_values("timestamp").drop_duplicates(["method", "seed", "metric", "key", "backend"], keep="last")
+    checks = [("profile", ["dataset"]), ("dataset_fingerprint", ["dataset"]), ("seqbench_version", ["dataset"]),
+              ("metric_version", ["metric"]), ("method_version", ["method"])]
+    for column, by in checks:
+        groups = data.groupby(by)[column].nunique(dropna=False)
+        mixed = groups[groups > 1]
+        if len(mixed):
+            name = mixed.index[0]
+            values = sorted(map(str, data[data[by[0]] == name][column].unique()))
+            hint = " Pass --profile to pick one." if column == "profile" else \
+                " Re-run the older results with the current version, or point --from at one version's results."
+            raise MixedVersionsError(f"refusing to mix {column} values {', '.join(values)} for {by[0]} {name!r} "
+                                     f"in the {dataset} leaderboard: the numbers are not comparable.{hint}")
+    return data
+
+
+def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[str] | None = None,
+                   show_ci: bool = False, profile: str | None = None) -> str:
+    """One dataset's leaderboard as markdown (tabulate ``pipe`` format) with a provenance footer."""
+    from tabulate import tabulate
+
+    data = select_rows(frame, dataset, profile)
+    if data.empty:
+        return f"# {dataset}\n\nNo comparable results (runs made with --limit are left out).\n"
+    data = data.assign(column=[_column_name(k, b if isinstance(b, str) else None)
+                               for k, b in zip(data["key"], data["backend"])])
+    special = data["key"].str.startswith(CHANCE) | data["key"].str.startswith(CEILING)
+    scores, extras = data[~special], data[special]
+    metric_rank = {m: i for i, m in enumerate(metric_order or [])}
+    columns = sorted(scores["column"].unique(),
+                     key=lambda c: (metric_rank.get(scores[scores["column"] == c]["metric"].iloc[0], 99), c))
+    direction = {c: bool(scores[scores["column"] == c]["higher_is_better"].iloc[0]) for c in columns}
+    stats = scores.groupby(["method", "column"])["value"].agg(["mean", "std", "count"])
+    ci = scores.groupby(["method", "column"])[["ci_low", "ci_high"]].mean()
+    methods = sorted(scores["method"].unique())
+    best = {}
+    for column in columns:
+        means = {m: stats.loc[(m, column), "mean"] for m in methods if (m, column) in stats.index}
+        finite = {m: v for m, v in means.items() if v is not None and not math.isnan(v)}
+        if finite:
+            best[column] = (max if direction[column] else min)(finite.values())
+    table = []
+    for method in methods:
+        seeds = scores[scores["method"] == method]["seed"].nunique()
+        line = [f"{method} ({seeds} seed{'s' if seeds != 1 else ''})"]
+        for column in columns:
+            if (method, column) not in stats.index:
+                line.append("-")
+                continue
+            mean, std, count = stats.loc[(method, column)]
+            text = format_value(mean)
+            if count > 1 and not math.isnan(std):
+                text += f" ± {format_value(std)}"
+            if show_ci and (method, column) in ci.index and not math.isnan(ci.loc[(method, column), "ci_low"] or math.nan):
+                text += f" [{format_value(ci.loc[(method, column), 'ci_low'])}, {format_value(ci.loc[(method, column), 'ci_high'])}]"
+            if column in best and mean == best[column] and len(methods) > 1:
+                text = f"**{text}**"
+            line.append(text)
+        table.append(line)
+    for prefix, label in ((CEILING, "judge ceiling"), (CHANCE, "chance")):
+        rows = extras[extras["key"].str.startswith(prefix)]
+        if rows.empty:
+            continue
+        values = rows.assign(target=[_column_name(k[len(prefix):], b if isinstance(b, str) else None)
+                                     for k, b in zip(rows["key"], rows["backend"])]).groupby("target")["value"].mean()
+        table.append([f"*{label}*"] + [f"*{format_value(values[c])}*" if c in values.index else "" for c in columns])
+    headers = ["method"] + [f"{c} {'↑' if direction[c] else '↓'}" for c in columns]
+    body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
+    return f"# {dataset}\n\n{body}\n\n{_footer(data)}\n"
+
+
+def _footer(data: "pd.DataFrame") -> str:
+    def values(column: str) -> str:
+        return ", ".join(sorted({str(v) for v in data[column].dropna().unique()})) or "-"
+
+    seeds = ", ".join(str(s) for s in sorted(data["seed"].dropna().unique()))
+    dates = sorted(data["timestamp"].dropna())
+    span = f"{dates[0][:10]} .. {dates[-1][:10]}" if dates else "-"
+    versions = "; ".join(f"{m} v{v}" for m, v in sorted(data.groupby("metric")["metric_version"].first().items()))
+    return ("<sub>Provenance: seqbench " + values("seqbench_version") + ", git sha " + values("git_sha") +
+            ", profile " + values("profile") + ", seeds " + seeds + ", dates " + span + ", device " +
+            values("device") + ", dataset fingerprint " + values("dataset_fingerprint") + ", metric versions " +
+            versions + ", runs " + values("run_id") + ". Mean ± std over seeds; best in bold; "
+            "runs made with --limit are excluded.</sub>")
+
+
+def write_leaderboards(rows, directory: Path, *, datasets: list[str] | None = None, plugins=None,
+                       show_ci: bool = False, profile: str | None = None) -> list[Path]:
+    """Render every dataset present in ``rows`` into ``directory/<dataset>.md``; returns the paths."""
+    frame = _frame(rows)
+    written = []
+    metric_order = list(dict.fromkeys(frame["metric"].dropna()))
+    for dataset in datasets or sorted(frame["dataset"].dropna().unique()):
+        text = render_dataset(frame, dataset, metric_order=metric_order, show_ci=show_ci, profile=profile)
+        path = Path(directory) / f"{dataset}.md"
+        atomic_write_text(path, text)
+        written.append(path)
+    return written

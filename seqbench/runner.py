@@ -1,0 +1,416 @@
+"""The benchmark runner: plan cells, train or reuse models, evaluate metrics, record results.
+
+A *model unit* is one (dataset, method, seed); a *cell* is a unit plus one metric. Trained
+models are cached under a content hash of everything that determines them; finished cells are
+cached under a hash of the model key and the metric's identity, so re-running reuses both. A
+failing cell records its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import PROFILES, MethodConfig
+from .errors import ConfigError, NotApplicable, SeqbenchError
+from .plugins import Plugins, load_plugins
+from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
+from .types import DataSpec, MetricValue
+from .utils import atomic_write_text, cache_root, content_hash, git_sha, resolve_device, versions
+
+DEFAULT_METHODS = ("dbse",)
+DEFAULT_METRICS = ("mse",)
+DEFAULT_DATASET = "synthetic-sprites"
+DEFAULT_OUTPUT = "seqbench-results"
+
+
+@dataclass
+class RunOptions:
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
+    profile: str = "quick"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str | None = None
+    output: Path = Path(DEFAULT_OUTPUT)
+    limit: int | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    progress: bool = True
+    retrain: bool = False
+
+
+@dataclass
+class ModelUnit:
+    dataset: str
+    method: str
+    seed: int
+    config: MethodConfig
+    spec: DataSpec
+    method_version: str
+    model_key: str
+    config_hash: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.method}/seed{self.seed}"
+
+
+@dataclass
+class Cell:
+    unit: ModelUnit
+    metric: str
+    metric_version: str
+    cell_key: str
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    output: Path
+    options: RunOptions
+    started: str
+    units: list[ModelUnit]
+    cells: list[Cell]
+    provenance: dict[str, Any]
+    device: str
+    state: dict[str, Any] = field(default_factory=dict)  # for tracking plugins (e.g. MLflow run ids)
+
+
+def _resolve_names(kind: str, names: list[str], plugins: Plugins) -> list[str]:
+    registry = plugins.registry(kind)
+    resolved = []
+    for name in names:
+        registry.get(name)  # raises UnknownNameError with suggestions
+        if name not in resolved:
+            resolved.append(name)
+    return resolved
+
+
+def resolve_config(method_cls, profile: str, spec: DataSpec, overrides: dict[str, dict[str, Any]]) -> MethodConfig:
+    """The method's profile config for this dataset family, with ``--set`` overrides applied."""
+    config = method_cls.Config.for_profile(profile, spec.family)
+    for scope in ("*", method_cls.name):
+        if overrides.get(scope):
+            config = config.with_overrides(overrides[scope], owner=f"{method_cls.name}." if scope != "*" else "")
+    return config
+
+
+def model_key(method_cls, config: MethodConfig, spec: DataSpec, seed: int) -> str:
+    """Everything that determines a trained model, hashed (cf. lm-eval #4063: key on all of it)."""
+    return content_hash({"method": method_cls.name, "method_version": method_cls.version, "config": config.to_dict(),
+                         "dataset": spec.name, "fingerprint": spec.fingerprint, "seed": seed,
+                         "seqbench": __version__}, length=20)
+
+
+def check_output_dir(path: Path) -> Path:
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output directory {path} is not writable ({exc.strerror or exc}); "
+                          f"choose another with --output DIR") from None
+    return path
+
+
+class Runner:
+    """Executes one ``seqbench run`` invocation."""
+
+    def __init__(self, options: RunOptions, plugins: Plugins | None = None):
+        self.options = options
+        self.plugins = plugins or load_plugins(options.plugins)
+        self._adapters: dict[str, Any] = {}
+
+    # -- planning --------------------------------------------------------------------------
+    def adapter(self, name: str):
+        if name not in self._adapters:
+            cls = self.plugins.datasets.get(name)
+            self._adapters[name] = cls(**self.options.dataset_options.get(name, {}))
+        return self._adapters[name]
+
+    def plan(self) -> tuple[list[ModelUnit], list[Cell], list[dict[str, Any]]]:
+        opts = self.options
+        if opts.profile not in PROFILES:
+            raise ConfigError(f"--profile {opts.profile!r} is not a profile; choose one of {', '.join(PROFILES)}")
+        if not opts.seeds:
+            raise ConfigError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
+        methods = _resolve_names("method", opts.methods, self.plugins)
+        metrics = _resolve_names("metric", opts.metrics, self.plugins)
+        datasets = _resolve_names("dataset", opts.datasets, self.plugins)
+        for scope in opts.overrides:
+            if scope != "*" and scope not in methods:
+                if scope in self.plugins.methods:
+                    raise ConfigError(f"--set {scope}.…: method {scope!r} is not part of this run (--methods {','.join(methods)})")
+                self.plugins.methods.get(scope)  # unknown name -> did-you-mean error
+        units, cells, skipped = [], [], []
+        for dataset in datasets:
+            spec = self.adapter(dataset).spec
+            for method in methods:
+                cls = self.plugins.methods.get(method)
+                config = resolve_config(cls, opts.profile, spec, opts.overrides)
+                reason = cls.supports(spec)
+                for seed in opts.seeds:
+                    key = model_key(cls, config, spec, seed)
+                    unit = ModelUnit(dataset, method, seed, config, spec, cls.version, key,
+                                     content_hash(config.to_dict()))
+                    if reason:
+                        skipped += [dict(unit=unit, metric=m, reason=reason) for m in metrics]
+                        continue
+                    units.append(unit)
+                    for metric in metrics:
+                        mcls = self.plugins.metrics.get(metric)
+                        cell_key = content_hash({"model": key, "metric": metric, "metric_version": mcls.version,
+                                                 "limit": opts.limit}, length=20)
+                        cells.append(Cell(unit, metric, mcls.version, cell_key))
+        return units, cells, skipped
+
+    # -- execution -------------------------------------------------------------------------
+    def run(self) -> "RunInfo":
+        opts = self.options
+        units, cells, skipped = self.plan()
+        device = resolve_device(opts.device)
+        if opts.dry_run:
+            self.print_plan(units, cells, skipped, device)
+            return RunInfo("dry-run", Path(opts.output), opts, "", units, cells, {}, str(device))
+        output = check_output_dir(opts.output)
+        run = RunInfo(run_id=dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6], output=output,
+                      options=opts, started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      units=units, cells=cells, device=str(device),
+                      provenance={"seqbench_version": __version__, "git_sha": git_sha(), "versions": versions(),
+                                  "profile": opts.profile, "seeds": opts.seeds, "limit": opts.limit,
+                                  "argv": sys.argv[1:], "device": str(device)})
+        self.run_info = run
+        hook = self.plugins.hook
+        hook.seqbench_run_started(run=run)
+        summary = {"ok": 0, "failed": 0, "not_applicable": 0, "reused": 0, "failures": []}
+        results_path = output / RESULTS_FILE
+        all_rows: list[dict[str, Any]] = []
+        try:
+            for item in skipped:
+                rows = [self._row(run, item["unit"], item["metric"], None, None, status=NOT_APPLICABLE,
+                                  reason=item["reason"])]
+                append_rows(results_path, rows)
+                all_rows += rows
+                summary["not_applicable"] += 1
+            for unit in units:
+                unit_cells = [c for c in cells if c.unit is unit]
+                rows = self._run_unit(run, unit, unit_cells, device, summary, results_path)
+                all_rows += rows
+        finally:
+            self._write_run_files(run, all_rows, summary)
+            hook.seqbench_run_finished(run=run, summary=summary)
+        return run
+
+    def _run_unit(self, run: RunInfo, unit: ModelUnit, cells: list[Cell], device, summary, results_path) -> list:
+        hook = self.plugins.hook
+        cached = {c.cell_key: self._cached_cell(c) for c in cells}
+        out_rows: list[dict[str, Any]] = []
+        hook.seqbench_model_started(run=run, unit=unit, config=unit.config.to_dict())
+        method = None
+        missing = [c for c in cells if cached[c.cell_key] is None]
+        if missing:
+            try:
+                method = self.load_or_train(run, unit, device)
+            except Exception as exc:  # the failure of one model must not stop the run
+                reason = _describe(exc)
+                for cell in missing:
+                    rows = [self._row(run, unit, cell.metric, cell, None, status=ERROR, reason=f"training failed: {reason}")]
+                    append_rows(results_path, rows)
+                    hook.seqbench_cell_finished(run=run, cell=cell, rows=rows)
+                    out_rows += rows
+                    summary["failed"] += 1
+                    summary["failures"].append(f"{unit.label}/{cell.metric}: training failed: {reason}")
+                missing = []
+                cells = [c for c in cells if cached[c.cell_key] is not None]
+        for cell in cells:
+            if cached[cell.cell_key] is not None:
+                rows = [dict(r, run_id=run.run_id, reused=True) for r in cached[cell.cell_key]]
+                summary["reused"] += 1
+            else:
+                rows = self._evaluate_cell(run, cell, method, device)
+                if all(r["status"] in (OK, NOT_APPLICABLE) for r in rows):
+                    atomic_write_text(self._cell_path(cell), json.dumps(rows))
+            for r in rows:
+                if r["status"] == ERROR:
+                    summary["failures"].append(f"{unit.label}/{cell.metric}: {r['reason']}")
+            status = rows[0]["status"] if rows else OK
+            summary["failed" if any(r["status"] == ERROR for r in rows) else
+                    ("not_applicable" if status == NOT_APPLICABLE else "ok")] += 1
+            append_rows(results_path, rows)
+            hook.seqbench_cell_finished(run=run, cell=cell, rows=rows)
+            out_rows += rows
+        return out_rows
+
+    # -- models ----------------------------------------------------------------------------
+    def model_dir(self, unit: ModelUnit) -> Path:
+        return cache_root() / "models" / unit.method / unit.model_key
+
+    def load_or_train(self, run: RunInfo, unit: ModelUnit, device):
+        import torch
+
+        from .data import carve_validation
+        from .trainer import Trainer
+
+        cls = self.plugins.methods.get(unit.method)
+        adapter = self.adapter(unit.dataset)
+        torch.manual_seed(unit.seed)
+        method = cls(unit.config, unit.spec)
+        workdir = self.model_dir(unit)
+        final = workdir / "model.pt"
+        if final.exists() and not self.options.retrain:
+            method.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
+            method.to(device).eval()
+            self._log(f"{unit.label}: reusing cached model {workdir}")
+            return method
+        if self.options.retrain:
+            for stale in ("model.pt", "checkpoint.pt", "best.pt"):
+                (workdir / stale).unlink(missing_ok=True)
+        train, val = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
+        hook = self.plugins.hook
+
+        def on_log(step: int, values: dict[str, float]) -> None:
+            hook.seqbench_train_progress(run=run, unit=unit, step=step, values=values)
+
+        trainer = Trainer(method, train, val, device=device, seed=unit.seed, workdir=workdir,
+                          progress=self.options.progress, desc=unit.label, on_log=on_log)
+        result = trainer.fit()
+        from .utils import atomic_torch_save
+
+        atomic_torch_save(method.state_dict(), final)
+        meta = {"method": unit.method, "method_version": unit.method_version, "dataset": unit.dataset,
+                "fingerprint": unit.spec.fingerprint, "seed": unit.seed, "config": unit.config.to_dict(),
+                "seqbench_version": __version__, "git_sha": git_sha(), "device": str(device),
+                "steps": result.steps, "best_step": result.best_step, "best_val_loss": result.best_val,
+                "train_wall_s": result.wall_s, "resumed_from": result.resumed_from,
+                "train_clips": len(train), "val_clips": len(val)}
+        atomic_write_text(workdir / "meta.json", json.dumps(meta, indent=2))
+        hook.seqbench_train_progress(run=run, unit=unit, step=result.steps,
+                                     values={"train_wall_s": result.wall_s, "best_step": result.best_step})
+        self._log(f"{unit.label}: trained {result.steps} steps in {result.wall_s:.1f}s "
+                  f"(best val loss {result.best_val} at step {result.best_step}, resumed from {result.resumed_from})")
+        return method
+
+    # -- metrics ---------------------------------------------------------------------------
+    def _evaluate_cell(self, run: RunInfo, cell: Cell, method, device) -> list[dict[str, Any]]:
+        import numpy as np
+        import torch
+
+        from .data import carve_validation
+        from .metric import EvalContext, EvalData
+
+        unit = cell.unit
+        metric = self.plugins.metrics.get(cell.metric)()
+        reason = metric.applicable(method, unit.spec)
+        if reason:
+            return [self._row(run, unit, cell.metric, cell, None, status=NOT_APPLICABLE, reason=reason)]
+        adapter = self.adapter(unit.dataset)
+        train, _ = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
+        test = adapter.split("test")
+        if self.options.limit:
+            test = test.subset(np.arange(min(self.options.limit, len(test))))
+        ctx = EvalContext(device=device, seed=unit.seed, limit=self.options.limit,
+                          cache_dir=cache_root(), registry=self.plugins)
+        start = time.perf_counter()
+        try:
+            method.eval()
+            with torch.no_grad():
+                values = metric.evaluate(method, EvalData(unit.spec, train, test), ctx)
+        except NotApplicable as exc:
+            return [self._row(run, unit, cell.metric, cell, None, status=NOT_APPLICABLE, reason=str(exc))]
+        except Exception as exc:
+            self._log(f"{unit.label}/{cell.metric} failed:\n{traceback.format_exc()}")
+            return [self._row(run, unit, cell.metric, cell, None, status=ERROR, reason=_describe(exc))]
+        duration = time.perf_counter() - start
+        rows = []
+        for key, value in values.items():
+            mv = value if isinstance(value, MetricValue) else MetricValue(float(value))
+            rows.append(self._row(run, unit, cell.metric, cell, key, value=mv,
+                                  higher_is_better=metric.output(key).higher_is_better, duration=duration))
+        return rows
+
+    def _row(self, run: RunInfo, unit: ModelUnit, metric: str, cell: Cell | None, key: str | None,
+             value: MetricValue | None = None, *, status: str = OK, reason: str | None = None,
+             higher_is_better: bool | None = None, duration: float | None = None) -> dict[str, Any]:
+        mcls = self.plugins.metrics.get(metric)
+        return {
+            "run_id": run.run_id, "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "dataset": unit.dataset, "method": unit.method, "seed": unit.seed, "metric": metric, "key": key,
+            "value": None if value is None else value.value, "higher_is_better": higher_is_better,
+            "n": None if value is None else value.n, "ci_low": None if value is None else value.ci_low,
+            "ci_high": None if value is None else value.ci_high, "status": status, "reason": reason,
+            "backend": None if value is None else value.backend, "profile": self.options.profile,
+            "limit": self.options.limit, "metric_version": mcls.version, "method_version": unit.method_version,
+            "dataset_fingerprint": unit.spec.fingerprint, "config_hash": unit.config_hash,
+            "model_key": unit.model_key, "cell_key": None if cell is None else cell.cell_key,
+            "seqbench_version": __version__, "git_sha": run.provenance["git_sha"], "device": run.device,
+            "duration_s": duration,
+        }
+
+    def _cell_path(self, cell: Cell) -> Path:
+        return cache_root() / "cells" / f"{cell.cell_key}.json"
+
+    def _cached_cell(self, cell: Cell) -> list[dict[str, Any]] | None:
+        path = self._cell_path(cell)
+        if self.options.retrain or not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    # -- outputs ---------------------------------------------------------------------------
+    def _write_run_files(self, run: RunInfo, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        from .leaderboard import write_leaderboards
+
+        hook = self.plugins.hook
+        run_dir = run.output / "runs" / run.run_id
+        meta = {"run_id": run.run_id, "started": run.started,
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "summary": {k: v for k, v in summary.items()}, **run.provenance,
+                "methods": run.options.methods, "metrics": run.options.metrics, "datasets": run.options.datasets}
+        atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2, default=str))
+        append_rows(run_dir / RESULTS_FILE, rows)  # this run's rows alone, for trackers
+        hook.seqbench_artifact_produced(run=run, unit=None, path=run_dir / RESULTS_FILE, kind="results")
+        hook.seqbench_artifact_produced(run=run, unit=None, path=run_dir / "run.json", kind="results")
+        if rows:
+            try:
+                paths = write_leaderboards(rows, run.output / "leaderboards", plugins=self.plugins)
+            except SeqbenchError as exc:
+                self._log(f"leaderboard not written: {exc}")
+                paths = []
+            for path in paths:
+                hook.seqbench_artifact_produced(run=run, unit=None, path=path, kind="leaderboard")
+
+    def print_plan(self, units, cells, skipped, device) -> None:
+        print(f"plan: {len(units)} model(s), {len(cells)} cell(s) on {device}, profile {self.options.profile}")
+        for unit in units:
+            cached = (self.model_dir(unit) / "model.pt").exists()
+            steps = unit.config.steps if unit.config.epochs is None else f"{unit.config.epochs} epochs"
+            print(f"  {unit.label}: {steps} steps, batch {unit.config.batch_size}, "
+                  f"{'cached' if cached else 'to train'} [{unit.model_key}]")
+            for cell in cells:
+                if cell.unit is unit:
+                    print(f"    - {cell.metric} (v{cell.metric_version}){' cached' if self._cached_cell(cell) else ''}")
+        for item in skipped:
+            print(f"  {item['unit'].label}/{item['metric']}: not applicable ({item['reason']})")
+
+    def _log(self, message: str) -> None:
+        print(f"[seqbench] {message}", file=sys.stderr, flush=True)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
