@@ -190,7 +190,7 @@ class Trainer:
                     losses = self.method.training_step(batch)
                 loss = losses["loss"]
                 if not torch.isfinite(loss):
-                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                     raise TrainingDivergedError(
                         f"{self.desc}: loss is {float(loss)} at step {step} ({parts}). The cell is stopped. "
                         f"Lower the learning rate (--set {self.method.name}.lr=...) or set a gradient clip "

@@ -1,0 +1,145 @@
+"""``seqbench`` end to end on the third-party toy plugin: run, reuse, failures, bad input, leaderboards."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from seqbench.cli import main
+from seqbench.results import load_results
+
+TOY = ["--methods", "toyae", "--metrics", "toy-mean", "--dataset", "toy-bars", "--profile", "smoke", "--no-progress"]
+NO_MLFLOW = ["-p", "no:mlflow_plugin"]
+
+
+def _run(args, capsys):
+    code = main(["run", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_run_writes_results_leaderboard_and_reuses_cache(toy_plugin, cache_dir, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, stdout, _ = _run([*TOY, *NO_MLFLOW, "--seeds", "0,1", "-o", str(out_dir)], capsys)
+    assert code == 0
+    frame = load_results(out_dir)
+    assert set(frame["seed"]) == {0, 1} and (frame["status"] == "ok").all()
+    assert frame["value"].between(0, 1).all()
+    board = (out_dir / "leaderboards" / "toy-bars.md").read_text()
+    assert "toyae (2 seeds)" in board and "mae ↓" in board and "git sha" in board
+    first = frame.set_index("seed")["value"]
+    models = list((cache_dir / "models" / "toyae").iterdir())
+    assert len(models) == 2 and all((m / "model.pt").exists() and (m / "meta.json").exists() for m in models)
+
+    code, _, _ = _run([*TOY, *NO_MLFLOW, "--seeds", "0,1", "-o", str(out_dir)], capsys)
+    assert code == 0
+    frame = load_results(out_dir)
+    second = frame[frame["run_id"] == frame["run_id"].iloc[-1]]
+    assert second["reused"].all()
+    assert second.set_index("seed")["value"].equals(first)
+
+
+def test_cached_model_is_reused_for_a_new_metric(toy_plugin, cache_dir, tmp_path, capsys, monkeypatch):
+    _run([*TOY, *NO_MLFLOW, "-o", str(tmp_path / "a")], capsys)
+    model = next((cache_dir / "models" / "toyae").iterdir()) / "model.pt"
+    mtime = model.stat().st_mtime_ns
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(tmp_path / "b"), "--limit", "5"], capsys)
+    assert code == 0 and "reusing cached model" in err
+    assert model.stat().st_mtime_ns == mtime
+
+
+def test_failing_cell_is_recorded_and_run_goes_on(toy_plugin, cache_dir, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, _, err = _run([*TOY, *NO_MLFLOW, "--seeds", "0", "-o", str(out_dir), "--set", "toyae.fail=true"], capsys)
+    assert code == 1
+    assert "1 cell(s) failed" in err and "toyae was told to fail" in err
+    frame = load_results(out_dir)
+    assert list(frame["status"]) == ["error"] and "training failed" in frame["reason"].iloc[0]
+
+
+def test_limit_runs_are_flagged_and_left_out_of_leaderboards(toy_plugin, cache_dir, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), "--limit", "4"], capsys)[0] == 0
+    frame = load_results(out_dir)
+    assert (frame["limit"] == 4).all() and (frame["n"] == 4).all()
+    assert "No comparable results" in (out_dir / "leaderboards" / "toy-bars.md").read_text()
+
+
+def test_dry_run_prints_plan_without_training(toy_plugin, cache_dir, tmp_path, capsys):
+    code, stdout, _ = _run([*TOY, *NO_MLFLOW, "--dry-run", "--seeds", "0,1,2", "-o", str(tmp_path / "o")], capsys)
+    assert code == 0 and "3 model(s), 3 cell(s)" in stdout and "to train" in stdout
+    assert not (cache_dir / "models").exists() and not (tmp_path / "o").exists()
+
+
+def test_config_file(toy_plugin, cache_dir, tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('methods = "toyae"\nmetrics = ["toy-mean"]\ndataset = "toy-bars"\nprofile = "smoke"\n'
+                   'plugins = ["no:mlflow_plugin"]\n[set.toyae]\nsteps = 3\n')
+    code, stdout, _ = _run(["--config", str(cfg), "--dry-run", "--no-progress"], capsys)
+    assert code == 0 and "3 steps" in stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "toyea"], "unknown method 'toyea'. Did you mean 'toyae'"),
+    (["--metrics", "toy-man"], "unknown metric 'toy-man'. Did you mean 'toy-mean'"),
+    (["--dataset", "toy-bar"], "unknown dataset 'toy-bar'. Did you mean 'toy-bars'"),
+    (["--set", "toyae.lrr=1"], "no setting 'lrr'. Did you mean lr? Valid keys:"),
+    (["--set", "toyae.steps=many"], "toyae.steps='many': expected int"),
+    (["--set", "toyae"], "expected METHOD.KEY=VALUE"),
+    (["--set", "dbse.lr=1"], "method 'dbse' is not part of this run"),
+    (["-p", "no_such_plugin_module"], "cannot import plugin module"),
+])
+def test_bad_input_is_actionable_without_traceback(toy_plugin, cache_dir, tmp_path, capsys, args, message):
+    base = {"--methods": "toyae", "--metrics": "toy-mean", "--dataset": "toy-bars"}
+    argv = ["--profile", "smoke", "--no-progress", "-o", str(tmp_path / "o"), *NO_MLFLOW]
+    for flag, value in base.items():
+        if flag not in args:
+            argv += [flag, value]
+    code, stdout, stderr = _run([*argv, *args], capsys)
+    assert code == 2
+    assert message in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only directories")
+def test_unwritable_output_dir(toy_plugin, cache_dir, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(locked / "out")], capsys)
+    assert code == 2 and "not writable" in err and "--output" in err
+
+
+def test_output_path_that_is_a_file(toy_plugin, cache_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(blocker / "out")], capsys)
+    assert code == 2 and "not writable" in err and "Traceback" not in err
+
+
+def test_broken_plugin_module_via_subprocess(toy_plugin, make_distribution, cache_dir, tmp_path):
+    make_distribution(toy_plugin, "seqbench_broken", "seqbench_broken", "raise RuntimeError('boom')\n",
+                      entry_name="broken")
+    proc = subprocess.run([sys.executable, "-m", "seqbench", "run", *TOY, *NO_MLFLOW, "-o", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "plugin 'broken' from seqbench_broken 0.1 failed to load" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_leaderboard_command_and_mixed_versions(toy_plugin, cache_dir, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    _run([*TOY, *NO_MLFLOW, "-o", str(out_dir)], capsys)
+    assert main(["leaderboard", "--from", str(out_dir)]) == 0
+    assert "| toyae (1 seed)" in capsys.readouterr().out
+    path = out_dir / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows.append(dict(rows[0], metric_version="2", run_id="other", seed=5))
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["leaderboard", "--from", str(out_dir)]) == 2
+    assert "refusing to mix metric_version values 1, 2" in capsys.readouterr().err

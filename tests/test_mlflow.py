@@ -1,0 +1,100 @@
+"""MLflow tracking against a real ``mlflow server`` on loopback, and the default local store."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from seqbench.cli import main
+
+TOY = ["--methods", "toyae", "--metrics", "toy-mean", "--dataset", "toy-bars", "--profile", "smoke", "--no-progress"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                             "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not become healthy within 120 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _children(client, parent_id):
+    experiment = client.get_experiment_by_name("seqbench")
+    return client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_nested_runs_on_a_real_server(toy_plugin, cache_dir, tmp_path, mlflow_server, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert main(["run", *TOY, "--seeds", "0,1", "-o", str(tmp_path / "out")]) == 0
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("seqbench")
+    parents = client.search_runs([experiment.experiment_id], filter_string="tags.`seqbench.run_id` != ''")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.params["methods"] == "toyae" and parent.data.tags["seqbench.profile"] == "smoke"
+    children = _children(client, parent.info.run_id)
+    assert sorted(c.data.tags["seqbench.seed"] for c in children) == ["0", "1"]
+    from seqbench.results import load_results
+
+    results = load_results(tmp_path / "out").set_index("seed")["value"]
+    for child in children:
+        seed = int(child.data.tags["seqbench.seed"])
+        assert child.data.metrics["toy-mean/mae"] == pytest.approx(results[seed])
+        assert child.data.params["steps"] == "12" and child.data.params["method"] == "toyae"
+        assert child.data.tags["seqbench.dataset_fingerprint"] == "toybars-v1"
+        history = client.get_metric_history(child.info.run_id, "train/loss")
+        assert [m.step for m in history] == [4, 8, 12]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "results")}
+    assert "results/results.jsonl" in artifacts
+    leaderboards = {a.path for a in client.list_artifacts(parent.info.run_id, "leaderboard")}
+    assert "leaderboard/toy-bars.md" in leaderboards
+    # The leaderboard can be rebuilt from the tracking store alone.
+    assert main(["leaderboard", "--from", "mlflow"]) == 0
+    assert "toyae (2 seeds)" in capsys.readouterr().out
+
+
+def test_default_store_is_inside_the_output_dir(toy_plugin, cache_dir, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    out_dir = tmp_path / "out"
+    assert main(["run", *TOY, "-o", str(out_dir)]) == 0
+    assert (out_dir / "mlflow.db").exists()
+    client = MlflowClient(tracking_uri=f"sqlite:///{out_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seqbench")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2  # parent + one nested run
+    assert any("toy-mean/mae" in r.data.metrics for r in runs)
