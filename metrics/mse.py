@@ -1,0 +1,76 @@
+"""``mse``: reconstruction quality on the test split (MSE, PSNR, SSIM) in the dataset's value range.
+
+Each test clip is encoded and decoded (``decode(encode(x))``, with the run's fixed generator for
+stochastic decoders). Per-clip values are averaged; the 95% interval is a percentile bootstrap
+over clips. The chance row is the MSE of predicting every clip as the train split's mean clip.
+PSNR of a perfect reconstruction is +inf; clips are clamped at 100 dB so the mean stays finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqbench.hookspecs import hookimpl
+from seqbench.metric import EvalContext, EvalData, Metric, Requirements
+from seqbench.types import MetricOutput, MetricValue
+
+PSNR_CAP_DB = 100.0
+
+
+class ReconstructionError(Metric):
+    name = "mse"
+    version = "1"
+    description = "reconstruction MSE / PSNR / SSIM on the test split"
+    outputs = (
+        MetricOutput("mse", higher_is_better=False, description="mean squared error per pixel", chance_key="chance/mse"),
+        MetricOutput("psnr", higher_is_better=True, description="peak signal-to-noise ratio (dB)"),
+        MetricOutput("ssim", higher_is_better=True, description="structural similarity (video, >= 11 px)"),
+    )
+    requires = Requirements(decode=True)
+
+    def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
+        import torch
+
+        from seqbench.functional import bootstrap_ci, mse, psnr, ssim
+
+        lo, hi = data.spec.value_range
+        use_ssim = data.spec.modality == "video" and min(data.spec.height, data.spec.width) >= 11
+        generator = ctx.generator()
+        errors, psnrs, ssims = [], [], []
+        for batch in data.test.iter_batches(ctx.batch_size):
+            x = batch.x.to(ctx.device)
+            with torch.no_grad():
+                x_hat = method.decode(method.encode(x), generator=generator).float().clamp(lo, hi)
+            x_np, x_hat_np = x.cpu().numpy(), x_hat.cpu().numpy()
+            errors.append(mse(x_np, x_hat_np))
+            psnrs.append(psnr(x_np, x_hat_np, data_range=hi - lo, max_db=PSNR_CAP_DB))
+            if use_ssim:
+                ssims.append(ssim(x_np, x_hat_np, data_range=hi - lo))
+        out = {}
+        for key, parts in (("mse", errors), ("psnr", psnrs), ("ssim", ssims)):
+            if parts:
+                values = np.concatenate(parts)
+                low, high = bootstrap_ci(values, seed=ctx.seed)
+                out[key] = MetricValue(float(values.mean()), n=len(values), ci_low=low, ci_high=high)
+        out["chance/mse"] = MetricValue(self._mean_clip_mse(data), n=len(data.test))
+        return out
+
+    @staticmethod
+    def _mean_clip_mse(data: EvalData) -> float:
+        """MSE of the constant predictor "the train split's mean clip" (a floor any model must beat)."""
+        total, count = None, 0
+        for batch in data.train.iter_batches(512):
+            s = batch.x.double().sum(0)
+            total = s if total is None else total + s
+            count += len(batch.x)
+        mean = (total / max(1, count)).float()
+        sq, n = 0.0, 0
+        for batch in data.test.iter_batches(512):
+            sq += float(((batch.x - mean) ** 2).mean(dim=tuple(range(1, batch.x.dim()))).sum())
+            n += len(batch.x)
+        return sq / max(1, n)
+
+
+@hookimpl
+def seqbench_add_metrics():
+    return [ReconstructionError]
