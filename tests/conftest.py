@@ -147,3 +147,9 @@ def toy_plugin(tmp_path, monkeypatch) -> Path:
     importlib.invalidate_caches()
     yield root
     sys.modules.pop("seqbench_toy", None)
+
+
+@pytest.fixture
+def make_distribution():
+    """The :func:`write_distribution` helper, for tests that lay out further packages."""
+    return write_distribution
