@@ -15,7 +15,7 @@ def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu()
-        if dtype is None and str(x.dtype) == "torch.bfloat16":
+        if str(x.dtype) == "torch.bfloat16":  # numpy has no bfloat16
             x = x.float()
         x = x.numpy()
     return np.asarray(x, dtype=dtype)

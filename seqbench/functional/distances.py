@@ -31,7 +31,7 @@ class FrameDistance:
 
     ``value = sum(item_sum) / sum(item_count)``: every valid frame weighs the same (NaN when no
     frame is valid). ``per_item`` is each sequence's own mean (NaN for a sequence without valid
-    frames); ``(item_sum, item_count)`` is the ratio form for :func:`bootstrap_ci`.
+    frames); ``bootstrap_ci(item_sum, denominators=item_count)`` is its interval.
     ``failure_rate`` is the fraction of frames excluded because detection failed on either side.
     """
 
@@ -81,7 +81,7 @@ def _aggregate(dist: np.ndarray, valid: np.ndarray) -> FrameDistance:
     per_item = np.divide(item_sum, item_count, out=np.full(n, np.nan), where=item_count > 0)
     n_valid = int(item_count.sum())
     value = float(item_sum.sum() / n_valid) if n_valid else float("nan")
-    return FrameDistance(value=value, failure_rate=1.0 - n_valid / (n * t), n_frames=n * t,
+    return FrameDistance(value=value, failure_rate=(n * t - n_valid) / (n * t), n_frames=n * t,
                          n_valid=n_valid, per_item=per_item, item_sum=item_sum, item_count=item_count)
 
 
