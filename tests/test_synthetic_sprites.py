@@ -291,8 +291,7 @@ def test_incomplete_cache_is_regenerated(cache_dir, monkeypatch):
     assert len(os.listdir(adapter.cache_dir.parent)) == 1
 
 
-def test_registered_as_a_builtin_plugin(monkeypatch):
-    monkeypatch.setattr(plugins, "BUILTIN_MODULES", ())  # only the package plugins matter here
+def test_registered_as_a_builtin_plugin():
     loaded = plugins.load_plugins(autoload=False)
     assert "synthetic-sprites" in loaded.datasets
     assert loaded.datasets.get("synthetic-sprites") is SyntheticSprites
