@@ -530,7 +530,7 @@ class TestReconstruction:
             ref = metrics.structural_similarity(x[i], y[i], data_range=1.0, channel_axis=0,
                                                 gaussian_weights=True, sigma=1.5,
                                                 use_sample_covariance=False)
-            assert ours[i] == pytest.approx(ref, abs=1e-10)
+            assert ours[i] == pytest.approx(ref, abs=1e-5)  # float32 moments
 
     def test_ssim_video_is_frame_mean(self):
         rng = np.random.default_rng(3)
@@ -617,3 +617,54 @@ class TestBootstrap:
 def test_public_api():
     for name in F.__all__:
         assert callable(getattr(F, name))
+
+
+# ----------------------------------------------------------------------------- additions for the metric plugins
+
+class TestResampledAndProbes:
+    def test_resampled_scores_match_point_formulas(self):
+        # row 0 picks every item once: the point estimates; row 1 picks item 0 twice, item 1 never
+        p = np.array([[0.75, 0.25], [0.25, 0.75]])
+        out = F.resampled_judge_scores(p, np.array([[0, 1], [0, 0]]))
+        assert out["inception_score"][0] == pytest.approx(F.inception_score(p))
+        assert out["conditional_entropy"][0] == pytest.approx(0.562335, abs=1e-6)
+        assert out["marginal_entropy"][0] == pytest.approx(math.log(2))
+        # identical rows: pbar = p_0, H(y) = H(y|x) = 0.562335, IS = 1
+        assert out["inception_score"][1] == pytest.approx(1.0)
+        assert out["marginal_entropy"][1] == pytest.approx(0.562335, abs=1e-6)
+
+    @SETTINGS
+    @given(prob_matrices(), st.integers(0, 2**31 - 1))
+    def test_resampled_bounds(self, p, seed):
+        idx = np.random.default_rng(seed).integers(0, len(p), size=(5, len(p)))
+        out = F.resampled_judge_scores(p, idx)
+        c = p.shape[1]
+        assert np.all(out["inception_score"] >= 1 - 1e-9) and np.all(out["inception_score"] <= c + 1e-9)
+        assert np.all(out["marginal_entropy"] <= math.log(c) + 1e-9)
+        for b in range(5):
+            assert out["inception_score"][b] == pytest.approx(F.inception_score(p[idx[b]]), rel=1e-9)
+
+    def test_bootstrap_ci_indices(self):
+        x = np.random.default_rng(0).random(60)
+        # the mean through the index form equals the reduction form on the same seed and draws
+        low, high = F.bootstrap_ci_indices(60, lambda idx: x[idx].mean(axis=1), seed=4)
+        assert (low, high) == pytest.approx(F.bootstrap_ci(x, seed=4), abs=1e-12)
+        p = np.eye(3)[np.random.default_rng(1).choice(3, 90, p=[0.6, 0.3, 0.1])]  # IS inside (1, 3)
+        lo, hi = F.bootstrap_ci_indices(90, lambda idx: F.resampled_judge_scores(p, idx)["inception_score"],
+                                        block_items=90 * 7)
+        assert 1.0 < lo <= F.inception_score(p) <= hi < 3.0
+        with pytest.raises(ValueError, match="resamples"):
+            F.bootstrap_ci_indices(5, lambda idx: np.zeros(1), n_resamples=10)
+        with pytest.raises(ValueError, match="NaN"):
+            F.bootstrap_ci_indices(5, lambda idx: np.full(len(idx), np.nan))
+
+    def test_probe_predictions(self):
+        rng = np.random.default_rng(5)
+        y_tr, y_te = rng.integers(0, 3, 150), rng.integers(0, 3, 60)
+        x_tr = 5.0 * np.eye(3)[y_tr] + rng.normal(scale=0.3, size=(150, 3))
+        x_te = 5.0 * np.eye(3)[y_te] + rng.normal(scale=0.3, size=(60, 3))
+        pred = F.probe_predictions(x_tr, y_tr, x_te, y_te)
+        assert pred.shape == (60,) and pred.dtype == np.int64
+        assert np.mean(pred == y_te) == F.probe_accuracy(x_tr, y_tr, x_te, y_te) == 1.0
+        # single train class -> constant predictor
+        np.testing.assert_array_equal(F.probe_predictions(np.zeros((3, 2)), [2, 2, 2], np.ones((2, 2)), [0, 2]), [2, 2])
