@@ -61,6 +61,13 @@ class EvalContext:
     registry: "Registry | None" = None
     options: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Keys (or key groups, e.g. ``sample/*``) a metric could not compute, with the reason; the
+    #: runner records them as "not applicable" rows beside the metric's values.
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, key: str, reason: str) -> None:
+        """Mark ``key`` (one output or a protocol's key group) as not applicable to this cell."""
+        self.not_applicable[key] = reason
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed: the same noise for every method."""

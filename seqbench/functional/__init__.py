@@ -13,7 +13,7 @@ wrap these; the tests check them against hand-computed values.
 - confidence intervals (:mod:`.bootstrap`): percentile bootstrap, mean or ratio statistics.
 """
 
-from .bootstrap import bootstrap_ci
+from .bootstrap import bootstrap_ci, bootstrap_ci_indices
 from .distances import FrameDistance, average_euclidean_distance, average_keypoint_distance
 from .judge import (
     class_balanced_indices,
@@ -22,19 +22,20 @@ from .judge import (
     judge_accuracy,
     judge_scores,
     marginal_entropy,
+    resampled_judge_scores,
 )
-from .leakage import LeakageScores, chance_accuracy, leakage, pool_dynamic, probe_accuracy
+from .leakage import LeakageScores, chance_accuracy, leakage, pool_dynamic, probe_accuracy, probe_predictions
 from .reconstruction import mse, psnr, ssim
 from .swap import SwapAccuracies, swap_accuracies
 from .verification import cosine_pair_scores, equal_error_rate, speaker_verification_eer, utterance_embeddings
 
 __all__ = [
     "judge_accuracy", "inception_score", "conditional_entropy", "marginal_entropy",
-    "class_balanced_indices", "judge_scores",
+    "class_balanced_indices", "judge_scores", "resampled_judge_scores",
     "SwapAccuracies", "swap_accuracies",
-    "pool_dynamic", "chance_accuracy", "probe_accuracy", "LeakageScores", "leakage",
+    "pool_dynamic", "chance_accuracy", "probe_accuracy", "probe_predictions", "LeakageScores", "leakage",
     "FrameDistance", "average_keypoint_distance", "average_euclidean_distance",
     "equal_error_rate", "cosine_pair_scores", "speaker_verification_eer", "utterance_embeddings",
     "mse", "psnr", "ssim",
-    "bootstrap_ci",
+    "bootstrap_ci", "bootstrap_ci_indices",
 ]

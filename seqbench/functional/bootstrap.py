@@ -9,7 +9,7 @@ import numpy as np
 
 from ._utils import check_same_length, to_float64
 
-__all__ = ["bootstrap_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_ci_indices"]
 
 _BLOCK_ELEMENTS = 4_000_000  # resampled values held in memory at once
 
@@ -68,6 +68,45 @@ def bootstrap_ci(
     all_stats = np.concatenate(stats)
     if all_stats.size == 0:
         raise ValueError("every resample had a zero denominator")
+    alpha = 1.0 - confidence
+    low, high = np.quantile(all_stats, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def bootstrap_ci_indices(
+    n_items: int,
+    statistic: Callable[[np.ndarray], Any],
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    block_items: int = _BLOCK_ELEMENTS,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a statistic that is not a per-item reduction.
+
+    Why: inception score and H(y) depend on the mean prediction of the whole sample, so they
+    cannot be written as ``statistic(values, axis=-1)``. Here ``statistic`` receives an index
+    matrix ``[b, n_items]`` (each row one resample of item indices, drawn with replacement) and
+    returns the ``[b]`` statistics of those resamples. Blocks hold at most ``block_items``
+    indices, so the caller's ``[b, n_items, ...]`` intermediates stay bounded.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be positive")
+    if n_items < 1:
+        raise ValueError("bootstrap_ci_indices needs at least one item")
+    rng = np.random.default_rng(seed)
+    block = max(1, block_items // n_items)
+    stats = []
+    for start in range(0, n_resamples, block):
+        idx = rng.integers(0, n_items, size=(min(block, n_resamples - start), n_items))
+        out = np.asarray(statistic(idx), dtype=np.float64).reshape(-1)
+        if out.shape[0] != idx.shape[0]:
+            raise ValueError(f"statistic returned {out.shape[0]} values for {idx.shape[0]} resamples")
+        stats.append(out)
+    all_stats = np.concatenate(stats)
+    if np.isnan(all_stats).any():
+        raise ValueError("statistic returned NaN for some resamples")
     alpha = 1.0 - confidence
     low, high = np.quantile(all_stats, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)

@@ -34,6 +34,7 @@ __all__ = [
     "marginal_entropy",
     "class_balanced_indices",
     "judge_scores",
+    "resampled_judge_scores",
 ]
 
 EPS = 1e-16
@@ -147,4 +148,28 @@ def judge_scores(
         "conditional_entropy": conditional_entropy(sub, eps),
         "marginal_entropy": marginal_entropy(sub, eps),
         "n": int(idx.size),
+    }
+
+
+def resampled_judge_scores(probs: Any, index: Any, eps: float = EPS) -> dict[str, np.ndarray]:
+    """IS, H(y|x) and H(y) of many resamples at once: row ``b`` of ``index`` ``[B, M]`` picks rows of ``probs``.
+
+    The same formulas as :func:`inception_score`, :func:`conditional_entropy` and
+    :func:`marginal_entropy`, vectorised over resamples (for bootstrap intervals, see
+    :func:`seqbench.functional.bootstrap.bootstrap_ci_indices`). Returns arrays ``[B]`` under
+    ``inception_score``, ``conditional_entropy``, ``marginal_entropy``.
+    """
+    p = _probs(probs)
+    idx = np.asarray(index)
+    if idx.ndim != 2 or idx.shape[1] == 0:
+        raise ValueError(f"index must be a non-empty [B, M] matrix, got shape {idx.shape}")
+    sub = p[idx]  # [B, M, C]
+    log_p = np.log(sub + eps)
+    pbar = sub.mean(axis=1)  # [B, C]
+    log_pbar = np.log(pbar + eps)
+    kl = np.sum(sub * (log_p - log_pbar[:, None, :]), axis=2)
+    return {
+        "inception_score": np.exp(kl.mean(axis=1)),
+        "conditional_entropy": -np.mean(np.sum(sub * log_p, axis=2), axis=1),
+        "marginal_entropy": -np.sum(pbar * log_pbar, axis=1),
     }

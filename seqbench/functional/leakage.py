@@ -24,7 +24,7 @@ import numpy as np
 
 from ._utils import check_same_length, to_float64, to_labels
 
-__all__ = ["pool_dynamic", "chance_accuracy", "probe_accuracy", "LeakageScores", "leakage"]
+__all__ = ["pool_dynamic", "chance_accuracy", "probe_accuracy", "probe_predictions", "LeakageScores", "leakage"]
 
 Classifier = Literal["logreg", "mlp"]
 
@@ -72,6 +72,23 @@ def probe_accuracy(
 
     A train split with a single class yields the constant predictor (sklearn refuses to fit one).
     """
+    pred = probe_predictions(train_codes, train_labels, test_codes, test_labels, classifier, seed)
+    return float(np.mean(pred == to_labels(test_labels, "test_labels")))
+
+
+def probe_predictions(
+    train_codes: Any,
+    train_labels: Any,
+    test_codes: Any,
+    test_labels: Any,
+    classifier: Classifier = "logreg",
+    seed: int = 0,
+) -> np.ndarray:
+    """The probe of :func:`probe_accuracy`, returning its test predictions ``[N_test]``.
+
+    Why: per-item hits ``pred == test_labels`` are what a bootstrap interval over test items needs.
+    ``test_labels`` are only checked for length here (never seen by the probe).
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -93,7 +110,7 @@ def probe_accuracy(
         raise ValueError("probe_accuracy needs non-empty train and test splits")
     classes = np.unique(y_tr)
     if classes.size == 1:
-        return float(np.mean(y_te == classes[0]))
+        return np.full(len(y_te), classes[0], dtype=np.int64)
     if classifier == "logreg":
         model = LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
     elif classifier == "mlp":
@@ -106,7 +123,7 @@ def probe_accuracy(
         # The probe has a fixed budget by design; hitting it is part of the protocol, not an error.
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe.fit(x_tr, y_tr)
-    return float(np.mean(pipe.predict(x_te) == y_te))
+    return np.asarray(pipe.predict(x_te), dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,225 @@
+"""``judge``: what a fixed, pre-trained classifier (the dataset's judge) sees in swapped and sampled decodes.
+
+Two protocols, each with its own keys (``protocols`` option, default both):
+
+* **swap** (DiViD sec. 4.2.2): over the dataset's fixed, seeded list of test pairs ``(a, b)``
+  (:meth:`EvalContext.pairs`), decode ``(s_a, d_b)``; a static head is right when it recovers
+  ``a``'s label, a dynamic head when it recovers ``b``'s. Keys ``swap/static`` (every static head
+  right), ``swap/dynamic`` (every dynamic head right), ``swap/joint`` (all heads) and
+  ``swap/acc_<head>``; intervals are bootstrapped over pairs.
+* **sample** (C-DSVAE / DBSE / SPYL): *fixed dynamic*: keep each test clip's dynamics, draw the
+  static code from the method's prior; *fixed static*: keep the static code, draw the dynamics from
+  the prior. Per head ``sample/<mode>/acc_<head>`` against the test clip's labels (the kept factor's
+  heads should be right, the resampled factor's heads near chance), and on the primary dynamic head
+  (the first dynamic label, the action on Sprites) ``sample/<mode>/is``, ``h_yx``, ``h_y``. Every
+  value is the mean over ``niter`` repeats with fresh prior draws; intervals are bootstrapped over
+  test clips (each carrying its ``niter`` draws). In fixed-dynamic mode IS and the entropies use
+  the subset balanced on the ground-truth label of the kept dynamic factor; in fixed-static mode
+  the generated dynamic class comes from the prior, no ground truth describes it, and all clips
+  are used (the reference balanced on the input's action here too, a label unrelated to the
+  samples). Methods without a prior get "not applicable" for this protocol only.
+
+Every row names the judge (``judge-<hash>``); ``ceiling/<key>`` is the judge's own accuracy on
+the real test clips for the same heads (the best any method can score), ``chance/<key>`` the
+accuracy of the best input-independent guess (majority label, or majority label tuple for group
+keys). The judge is trained once per dataset and cached (:mod:`seqbench.judges`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqbench.errors import ConfigError, NotApplicable
+from seqbench.hookspecs import hookimpl
+from seqbench.metric import EvalContext, EvalData, Metric, Requirements
+from seqbench.types import DataSpec, MetricOutput, MetricValue
+
+from ._common import decode_batches, encode_split, majority_frequency, resolve_options, with_ci, with_ci_fn
+
+PROTOCOLS = ("swap", "sample")
+MODES = ("fixed_dynamic", "fixed_static")
+DEFAULTS: dict[str, Any] = {"protocols": "swap,sample", "niter": 3, "n_pairs": None}
+
+
+class JudgeAccuracy(Metric):
+    name = "judge"
+    version = "1"
+    description = "judge accuracy on swapped (DiViD) and prior-sampled (C-DSVAE) decodes, with the judge ceiling"
+    outputs = (
+        MetricOutput("swap/static", True, "swapped decodes whose static heads all match the static donor",
+                     chance_key="chance/swap/static"),
+        MetricOutput("swap/dynamic", True, "swapped decodes whose dynamic heads all match the dynamics donor",
+                     chance_key="chance/swap/dynamic"),
+        MetricOutput("swap/joint", True, "swapped decodes with every head right", chance_key="chance/swap/joint"),
+        MetricOutput("swap/acc_", True, "per head: swap/acc_<head>"),
+        MetricOutput("sample/fixed_dynamic/acc_", True,
+                     "per head; higher is better for dynamic heads (kept), lower for static heads (resampled)"),
+        MetricOutput("sample/fixed_static/acc_", True,
+                     "per head; higher is better for static heads (kept), lower for dynamic heads (resampled)"),
+        MetricOutput("sample/fixed_dynamic/is", True, "inception score of the primary dynamic head"),
+        MetricOutput("sample/fixed_dynamic/h_yx", False, "H(y|x) of the primary dynamic head"),
+        MetricOutput("sample/fixed_dynamic/h_y", True, "H(y) of the primary dynamic head"),
+        MetricOutput("sample/fixed_static/is", True, "inception score of the primary dynamic head"),
+        MetricOutput("sample/fixed_static/h_yx", False, "H(y|x) of the primary dynamic head"),
+        MetricOutput("sample/fixed_static/h_y", True, "H(y) of the primary dynamic head"),
+    )
+    requires = Requirements(decode=True, labels=("static", "dynamic"), modality=("video",))
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._kinds: dict[str, str] = {}
+
+    def applicable(self, method, spec: DataSpec) -> str | None:
+        from seqbench.judges import judge_unavailable_reason
+
+        return super().applicable(method, spec) or judge_unavailable_reason(spec)
+
+    def output(self, key: str) -> MetricOutput:
+        """Direction of per-head sample keys: the resampled factor's heads are better near chance (lower)."""
+        for mode, kept in (("sample/fixed_dynamic/acc_", "dynamic"), ("sample/fixed_static/acc_", "static")):
+            if key.startswith(mode):
+                kind = self._kinds.get(key[len(mode):])
+                return MetricOutput(key, kind is None or kind == kept)
+        return super().output(key)
+
+    def _options(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        opts = resolve_options(self.name, self.options, DEFAULTS, prefixes=("judge_",))
+        protocols = [p.strip() for p in str(opts["protocols"]).split(",") if p.strip()]
+        bad = [p for p in protocols if p not in PROTOCOLS]
+        if bad or not protocols:
+            raise ConfigError(f"metric option judge.protocols={opts['protocols']!r}: choose from {', '.join(PROTOCOLS)}")
+        opts["protocols"] = protocols
+        if int(opts["niter"]) < 1:
+            raise ConfigError(f"metric option judge.niter={opts['niter']}: must be at least 1")
+        judge_overrides = {k[len("judge_"):]: v for k, v in opts.items() if k.startswith("judge_")}
+        return opts, judge_overrides
+
+    def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
+        from seqbench.judges import judge_config_for, load_judge
+
+        opts, judge_overrides = self._options()
+        spec = data.spec
+        self._kinds = {label.name: label.kind for label in spec.labels}
+        config = judge_config_for(spec, judge_overrides)
+        judge = ctx.memo(f"judge:{spec.fingerprint}:{config}",
+                         lambda: load_judge(spec, data.train, data.test, device=ctx.device, config=config))
+        codes = encode_split(method, data.test, ctx.batch_size, ctx.device)
+        out: dict[str, MetricValue] = {}
+        if "swap" in opts["protocols"]:
+            out.update(self._swap(method, data, ctx, judge, codes, opts["n_pairs"]))
+        if "sample" in opts["protocols"]:
+            if method.can_sample():
+                out.update(self._sample(method, data, ctx, judge, codes, int(opts["niter"])))
+            elif opts["protocols"] == ["sample"]:
+                raise NotApplicable(f"{method.name} has no prior to sample from (judge sample protocol)")
+            else:
+                ctx.skip("sample/*", f"{method.name} has no prior to sample from (judge sample protocol)")
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _judge_probs(judge, method, static: torch.Tensor, dynamic: torch.Tensor, data: EvalData,
+                     ctx: EvalContext, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Softmax outputs of every judge head on the decodes of ``(static[i], dynamic[i])``."""
+        parts: list[dict[str, torch.Tensor]] = []
+        for x_hat in decode_batches(method, static, dynamic, ctx.batch_size, ctx.device, generator,
+                                    data.spec.value_range):
+            with torch.no_grad():
+                logits = judge(x_hat.to(ctx.device))
+            parts.append({k: torch.softmax(v.double(), dim=1).cpu() for k, v in logits.items()})
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    # -- swap protocol ---------------------------------------------------------------------
+    def _swap(self, method, data: EvalData, ctx: EvalContext, judge, codes, n_pairs) -> dict[str, MetricValue]:
+        from seqbench.functional import swap_accuracies
+
+        spec = data.spec
+        pairs = ctx.pairs(spec, len(data.test), None if n_pairs is None else int(n_pairs))
+        a, b = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
+        probs = self._judge_probs(judge, method, codes.static[a], codes.dynamic[b], data, ctx, ctx.generator(1))
+        labels = {k: np.asarray(v) for k, v in data.test.labels.items()}
+        statics, dynamics = [l.name for l in spec.static_labels], [l.name for l in spec.dynamic_labels]
+        targets_s = {h: labels[h][pairs[:, 0]] for h in statics}
+        targets_d = {h: labels[h][pairs[:, 1]] for h in dynamics}
+        result = swap_accuracies({h: probs[h].numpy() for h in statics}, {h: probs[h].numpy() for h in dynamics},
+                                 targets_s, targets_d)
+        out: dict[str, MetricValue] = {}
+        backend = judge.name
+        seed = ctx.seed
+        for group in ("static", "dynamic", "joint"):
+            out[f"swap/{group}"] = with_ci(result.per_item[group], seed, backend)
+            out[f"ceiling/swap/{group}"] = MetricValue(judge.ceiling[group], backend=backend)
+        all_targets = {**targets_s, **targets_d}
+        out["chance/swap/static"] = MetricValue(majority_frequency(*targets_s.values()), backend=backend)
+        out["chance/swap/dynamic"] = MetricValue(majority_frequency(*targets_d.values()), backend=backend)
+        out["chance/swap/joint"] = MetricValue(majority_frequency(*all_targets.values()), backend=backend)
+        for h in statics + dynamics:
+            out[f"swap/acc_{h}"] = with_ci(result.per_item[f"head/{h}"], seed, backend)
+            out[f"ceiling/swap/acc_{h}"] = MetricValue(judge.ceiling[h], backend=backend)
+            out[f"chance/swap/acc_{h}"] = MetricValue(majority_frequency(all_targets[h]), backend=backend)
+        return out
+
+    # -- sample protocol -------------------------------------------------------------------
+    def _sample(self, method, data: EvalData, ctx: EvalContext, judge, codes, niter: int) -> dict[str, MetricValue]:
+        from seqbench.functional import class_balanced_indices, resampled_judge_scores
+
+        spec = data.spec
+        n, frames = len(data.test), codes.dynamic.shape[1]
+        labels = {k: np.asarray(v) for k, v in data.test.labels.items()}
+        primary = spec.dynamic_labels[0].name
+        backend, seed = judge.name, ctx.seed
+        out: dict[str, MetricValue] = {}
+        for m, mode in enumerate(MODES):
+            hits = {label.name: np.zeros((niter, n)) for label in spec.labels}
+            primary_probs = []
+            for r in range(niter):
+                gen = ctx.generator(100 + 10 * r + m)
+                if mode == "fixed_dynamic":
+                    static = _sample_in_batches(method, n, frames, "static", ctx.batch_size, gen)
+                    dynamic = codes.dynamic
+                else:
+                    static = codes.static
+                    dynamic = _sample_in_batches(method, n, frames, "dynamic", ctx.batch_size, gen)
+                probs = self._judge_probs(judge, method, static, dynamic, data, ctx, gen)
+                for name in hits:
+                    hits[name][r] = probs[name].argmax(1).numpy() == labels[name]
+                primary_probs.append(probs[primary].numpy())
+            kept = "dynamic" if mode == "fixed_dynamic" else "static"
+            for label in spec.labels:
+                key = f"sample/{mode}/acc_{label.name}"
+                out[key] = with_ci(hits[label.name].mean(axis=0), seed, backend)
+                out[f"chance/{key}"] = MetricValue(majority_frequency(labels[label.name]), backend=backend)
+                if label.kind == kept:
+                    out[f"ceiling/{key}"] = MetricValue(judge.ceiling[label.name], backend=backend)
+            if mode == "fixed_dynamic":
+                subset = class_balanced_indices(labels[primary])
+            else:
+                subset = np.arange(n)
+            p = np.stack(primary_probs)[:, subset]  # [R, M, C]
+
+            def statistic(idx: np.ndarray, p: np.ndarray = p) -> dict[str, np.ndarray]:
+                scores = [resampled_judge_scores(p[r], idx) for r in range(len(p))]
+                return {k: np.mean([s[k] for s in scores], axis=0) for k in scores[0]}
+
+            point = statistic(np.arange(p.shape[1])[None])
+            for short, name in (("is", "inception_score"), ("h_yx", "conditional_entropy"),
+                                ("h_y", "marginal_entropy")):
+                out[f"sample/{mode}/{short}"] = with_ci_fn(float(point[name][0]), p.shape[1],
+                                                           lambda idx, name=name: statistic(idx)[name], seed, backend)
+        return out
+
+
+def _sample_in_batches(method, n: int, frames: int, which: str, batch_size: int,
+                       generator: torch.Generator) -> torch.Tensor:
+    """``n`` prior draws in batches of ``batch_size`` from one generator (same draws for every run)."""
+    parts = [method.sample(min(batch_size, n - start), frames, which, generator=generator).detach().float().cpu()
+             for start in range(0, n, batch_size)]
+    return torch.cat(parts)
+
+
+@hookimpl
+def seqbench_add_metrics():
+    return [JudgeAccuracy]

@@ -1,0 +1,374 @@
+"""Judges and other trained evaluation models: trained once per dataset, cached, reused by every method.
+
+A *judge* is a fixed classifier of a dataset's ground-truth labels; judge-based metrics decode
+swapped or sampled factors and ask the judge what it sees. So that every method is scored by the
+same judge, it is trained on the dataset's train split only (model selection on a validation part
+carved from train, never on test), cached on disk under a key of everything that determines it
+(dataset fingerprint, the train items, the judge config and version), and its own accuracy on the
+real test clips is reported beside every judge-based number as the *judge ceiling*.
+
+Architecture (C-DSVAE's Sprites judge, ``classifier_Sprite_all``): every frame goes through the
+DCGAN frame encoder (conv 4x4 stride 2 + BatchNorm + LeakyReLU 0.2 stages, then a 4x4 conv to
+``g_dim`` with BatchNorm and Tanh), a bidirectional LSTM runs over the frames, the clip feature is
+``[forward output at the last step, backward output at the first step]`` and every label has its
+own head ``Linear(2h, head_hidden) - ReLU - Linear(num_classes)``. Frame count, frame size and heads
+follow the dataset's :class:`~seqbench.types.DataSpec`. Only the width is configurable: the
+reference's 64-128-256-512 channels cost ~30 CPU minutes per epoch of Sprites, and a 16-32-64-128
+encoder reaches the same >= 99 % per head in minutes (see ``docs/metrics.md``).
+
+:func:`cached_model` and :func:`fit_model` are the generic parts, also used by the learned
+synthetic-sprites keypoint regressor and identity embedder (:mod:`seqbench.backends.sprites`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import SplitData, carve_validation
+from .errors import ConfigError, NotApplicable
+from .types import DataSpec
+from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash
+
+__all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "fit_model",
+           "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range"]
+
+JUDGE_VERSION = "1"
+
+
+# ----------------------------------------------------------------------------------- caching
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two processes never train the same cached model at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - non-POSIX: atomic writes still keep the cache whole
+            pass
+        yield
+
+
+def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
+                 train: Callable[[nn.Module], dict[str, Any]], *, root: Path | None = None,
+                 log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A model trained once and cached under ``<cache>/<kind>/<hash(key)>/`` (weights + ``meta.json``).
+
+    ``key`` must hold everything that determines the trained weights (data fingerprint, config,
+    code version): a different key is a different model, the same key is never retrained.
+    ``build()`` returns a fresh untrained model; ``train(model)`` trains it in place and returns
+    metadata (accuracies, timings) that is stored and returned with it. The model is returned on
+    the CPU in eval mode.
+    """
+    digest = content_hash(key, length=20)
+    folder = (root if root is not None else cache_root()) / kind / digest
+    weights, meta_path = folder / "model.pt", folder / "meta.json"
+    with _file_lock(folder.parent / f".{digest}.lock"):
+        model = build()
+        if weights.exists() and meta_path.exists():
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            meta = json.loads(meta_path.read_text())
+            meta["cached"] = True
+            return model.cpu().eval(), meta
+        if log:
+            log(f"training {kind} model {digest} (cached under {folder})")
+        meta = dict(train(model), key=key, digest=digest)
+        model = model.cpu().eval()
+        atomic_torch_save(model.state_dict(), weights)
+        atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
+        meta["cached"] = False
+        return model, meta
+
+
+def _stderr(message: str) -> None:
+    print(f"[seqbench] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- training
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation of an evaluation model: Adam, fixed batch order, selection on validation.
+
+    Training stops at ``max_steps`` or as soon as the validation score reaches ``target``; the
+    weights kept are those of the best validation score (ties: the earliest).
+    """
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 32
+    max_steps: int = 5000
+    val_every: int = 250
+    target: float | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    steps: int
+    best_step: int
+    best_val: float
+    wall_s: float
+    train_items: int
+    val_items: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+              score_fn: Callable[[nn.Module, SplitData], float], data: SplitData, config: FitConfig,
+              device: torch.device, *, desc: str = "model", log: Callable[[str], None] | None = None) -> FitResult:
+    """Train ``model`` on ``data`` minus a validation part carved from it (by identity when known).
+
+    ``loss_fn(model, batch)`` returns the loss of a :class:`~seqbench.method.Batch` already on
+    ``device``; ``score_fn(model, split)`` (model in eval mode, under no_grad) scores a split,
+    higher is better. Batches follow :func:`seqbench.trainer.batch_indices`, a pure function of
+    (seed, step), so the result depends only on the data, the config and the device's arithmetic.
+    """
+    from .trainer import batch_indices
+
+    train, val = carve_validation(data, config.val_fraction, seed=config.seed)
+    if len(val) == 0:
+        raise ConfigError(f"{desc}: val_fraction={config.val_fraction} leaves no validation items out of "
+                          f"{len(data)}; use a positive val_fraction and a larger train split")
+    torch.manual_seed(config.seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    best_state, best_val, best_step = None, -float("inf"), 0
+    start, step = time.perf_counter(), 0
+    while step < config.max_steps:
+        batch = train.batch(batch_indices(len(train), config.batch_size, config.seed, step)).to(device)
+        loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"{desc}: non-finite loss {loss.item()} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % config.val_every == 0 or step == config.max_steps:
+            model.eval()
+            with torch.no_grad():
+                score = float(score_fn(model, val))
+            model.train()
+            if log:
+                log(f"{desc}: step {step}, loss {loss.item():.4f}, validation score {score:.4f}")
+            if score > best_val:
+                best_val, best_step = score, step
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if config.target is not None and score >= config.target:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(steps=step, best_step=best_step, best_val=best_val, wall_s=time.perf_counter() - start,
+                     train_items=len(train), val_items=len(val))
+
+
+def to_unit_range(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """Map ``x`` from the dataset's value range to [0, 1], the input range of every evaluation model."""
+    lo, hi = map(float, value_range)
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return (x - lo) / (hi - lo)
+
+
+def predict_in_batches(fn: Callable[[torch.Tensor], Any], clips: Callable[[np.ndarray], torch.Tensor], n: int,
+                       batch_size: int, device: torch.device) -> Any:
+    """Apply ``fn`` to ``clips(index)`` batch by batch and concatenate (tensors or dicts of tensors) on the CPU."""
+    parts: list[Any] = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            out = fn(clips(np.arange(start, min(n, start + batch_size))).to(device))
+            parts.append({k: v.float().cpu() for k, v in out.items()} if isinstance(out, dict) else out.float().cpu())
+    if not parts:
+        raise ValueError("predict_in_batches needs at least one item")
+    if isinstance(parts[0], dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)
+
+
+# ------------------------------------------------------------------------------------- judge
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Width of the judge network and its training (reference recipe: Adam 1e-3, betas (0.5, 0.999), batch 32)."""
+
+    base_channels: int = 64
+    g_dim: int = 128
+    hidden: int = 256
+    head_hidden: int = 256
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 32
+    max_steps: int = 20_000
+    val_every: int = 250
+    target_val_accuracy: float = 1.0
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(lr=self.lr, betas=tuple(self.betas), batch_size=self.batch_size, max_steps=self.max_steps,
+                         val_every=self.val_every, target=self.target_val_accuracy,
+                         val_fraction=self.val_fraction, seed=self.seed)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "JudgeConfig":
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(f"judge option(s) {unknown} do not exist; valid judge options: {', '.join(sorted(names))}")
+        return dataclasses.replace(self, **overrides)
+
+
+#: Per dataset family: a narrower encoder where the reference width is needlessly slow on CPU.
+JUDGE_PRESETS: dict[str, dict[str, Any]] = {
+    "sprites": dict(base_channels=16, g_dim=128, hidden=128, head_hidden=128, batch_size=32, max_steps=6000,
+                    val_every=250),
+}
+
+
+def judge_config_for(spec: DataSpec, overrides: dict[str, Any] | None = None) -> JudgeConfig:
+    """The judge config for ``spec``'s family, with user overrides (``--metric-option judge.judge_lr=...``)."""
+    config = JudgeConfig(**JUDGE_PRESETS.get(spec.family, {}))
+    return config.with_overrides(overrides or {})
+
+
+class Judge(nn.Module):
+    """Per-frame DCGAN encoder + BiLSTM + one classification head per label (see the module docstring)."""
+
+    def __init__(self, spec: DataSpec, config: JudgeConfig):
+        super().__init__()
+        from .nn import DCGAN_SIZES, DCGANFrameEncoder
+
+        reason = judge_unavailable_reason(spec)
+        if reason:
+            raise NotApplicable(reason)
+        if spec.height not in DCGAN_SIZES:  # pragma: no cover - checked by judge_unavailable_reason
+            raise NotApplicable(f"no judge for {spec.height}px frames")
+        self.spec, self.config = spec, config
+        self.encoder = DCGANFrameEncoder(spec.channels, spec.height, config.g_dim, base=config.base_channels)
+        self.rnn = nn.LSTM(config.g_dim, config.hidden, batch_first=True, bidirectional=True)
+        self.heads = nn.ModuleDict({
+            label.name: nn.Sequential(nn.Linear(2 * config.hidden, config.head_hidden), nn.ReLU(inplace=True),
+                                      nn.Linear(config.head_hidden, label.num_classes))
+            for label in spec.labels})
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip features ``[B, 2h]``: forward state after the last frame, backward state after the first."""
+        g = self.encoder(to_unit_range(x.float(), self.spec.value_range))
+        out, _ = self.rnn(g)
+        h = self.config.hidden
+        return torch.cat([out[:, -1, :h], out[:, 0, h:]], dim=1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per label for clips ``[B, T, C, H, W]`` in the dataset's value range."""
+        feats = self.features(x)
+        return {name: head(feats) for name, head in self.heads.items()}
+
+
+def judge_unavailable_reason(spec: DataSpec) -> str | None:
+    """Why no judge can be trained for ``spec`` (``None`` when one can)."""
+    from .nn import DCGAN_SIZES
+
+    if spec.modality != "video":
+        return f"judges classify video clips; {spec.name} is {spec.modality}"
+    if not spec.labels:
+        return f"{spec.name} has no labels to train a judge on"
+    if spec.height != spec.width or spec.height not in DCGAN_SIZES:
+        return (f"the judge's DCGAN encoder needs square frames of {', '.join(map(str, DCGAN_SIZES))} px; "
+                f"{spec.name} has {spec.height}x{spec.width}")
+    return None
+
+
+def judge_accuracies(judge: Judge, data: SplitData, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Accuracy per head on ``data``, plus ``static`` / ``dynamic`` / ``joint`` (every head of the group right)."""
+    logits = predict_in_batches(judge, data.clips, len(data), batch_size, device)
+    hits = {name: (logits[name].argmax(1).numpy() == np.asarray(data.labels[name])) for name in logits}
+    out = {name: float(h.mean()) for name, h in hits.items()}
+    spec = judge.spec
+    for group, labels in (("static", spec.static_labels), ("dynamic", spec.dynamic_labels), ("joint", spec.labels)):
+        if labels:
+            out[group] = float(np.logical_and.reduce([hits[label.name] for label in labels]).mean())
+    return out
+
+
+@dataclass
+class TrainedJudge:
+    """A judge and what was measured about it: ``ceiling`` holds its test accuracy per head and group."""
+
+    model: Judge
+    meta: dict[str, Any]
+
+    @property
+    def ceiling(self) -> dict[str, float]:
+        return self.meta["test_accuracy"]
+
+    @property
+    def name(self) -> str:
+        return f"judge-{self.meta['digest'][:8]}"
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(x)
+
+
+def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: torch.device | None = None,
+               config: JudgeConfig | None = None, batch_size: int = 256, log: bool = True) -> TrainedJudge:
+    """The judge of ``spec``: from the cache, or trained on ``train`` now (minutes) and cached.
+
+    The key holds the dataset fingerprint, the exact train items, the label layout, the config
+    and :data:`JUDGE_VERSION`. Its test accuracy (the ceiling) is computed once, at training time,
+    on the full ``test`` split and stored with it.
+    """
+    reason = judge_unavailable_reason(spec)
+    if reason:
+        raise NotApplicable(reason)
+    device = device or torch.device("cpu")
+    config = config or judge_config_for(spec)
+    key = {"kind": "judge", "version": JUDGE_VERSION, "dataset": spec.name, "fingerprint": spec.fingerprint,
+           "shape": [spec.frames, spec.channels, spec.height, spec.width], "value_range": list(spec.value_range),
+           "labels": [[label.name, label.num_classes, label.kind] for label in spec.labels],
+           "train_items": content_hash(np.asarray(train.ids).tolist()),
+           # the ceiling is measured at training time: a different test split is a different entry
+           "test_items": content_hash([np.asarray(test.ids).tolist(),
+                                       {k: np.asarray(v).tolist() for k, v in sorted(test.labels.items())}]),
+           "config": dataclasses.asdict(config)}
+    logger = _stderr if log else None
+    ce = nn.CrossEntropyLoss()
+
+    def loss_fn(model: Judge, batch: Any) -> torch.Tensor:
+        logits = model(batch.x)
+        return sum(ce(logits[name], batch.labels[name]) for name in logits)
+
+    def score_fn(model: Judge, split: SplitData) -> float:
+        return min(v for k, v in judge_accuracies(model, split, batch_size, device).items() if k in model.heads)
+
+    def train_judge(model: nn.Module) -> dict[str, Any]:
+        fit = fit_model(model, loss_fn, score_fn, train, config.fit_config(), device, desc=f"judge {spec.name}",
+                        log=logger)
+        model.eval()
+        with torch.no_grad():
+            test_acc = judge_accuracies(model, test, batch_size, device)  # type: ignore[arg-type]
+        if logger:
+            logger(f"judge {spec.name}: trained {fit.steps} steps in {fit.wall_s:.0f}s; test accuracy "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in test_acc.items()))
+        return {"fit": fit.as_dict(), "test_accuracy": test_acc, "device": str(device),
+                "torch": torch.__version__, "threads": torch.get_num_threads(), "pid": os.getpid()}
+
+    model, meta = cached_model("judges", key, lambda: Judge(spec, config), train_judge, log=logger)
+    return TrainedJudge(model.to(device).eval(), meta)  # type: ignore[arg-type]
