@@ -27,7 +27,7 @@ ENTRY_POINT_GROUP = "seqbench"
 DISABLE_AUTOLOAD_ENV = "SEQBENCH_DISABLE_PLUGIN_AUTOLOAD"
 
 #: Packages whose public submodules are built-in plugins, each registered under its short name.
-BUILTIN_PACKAGES: tuple[str, ...] = ("seqbench.datasets", "seqbench.methods", "seqbench.metrics")
+BUILTIN_PACKAGES: tuple[str, ...] = ("seqbench.datasets", "seqbench.methods", "seqbench.metrics", "seqbench.backends")
 #: Further built-in plugin modules (framework services implemented on the run-event hooks).
 BUILTIN_MODULES: tuple[str, ...] = ("seqbench.tracking.mlflow_plugin",)
 

@@ -46,8 +46,12 @@ def make_bars(n: int, seed: int) -> SplitData:
     rng = np.random.default_rng(seed)
     colour, direction = rng.integers(0, 3, n), rng.integers(0, 2, n)
     columns = np.where(direction[:, None] == 0, COLUMNS, COLUMNS[::-1])
+    # keypoints [N, T, 2, 2]: top and bottom centre of the bar (x, y) in pixels
+    centre = columns.astype(np.float32) + 1.0
+    keypoints = np.stack([np.stack([centre, np.zeros_like(centre)], -1),
+                          np.stack([centre, np.full_like(centre, SIZE)], -1)], axis=2)
     return SplitData(x=render_bars(colour, columns), labels={"colour": colour, "direction": direction},
-                     identity=np.arange(n) + 1000 * seed)
+                     identity=np.arange(n) + 1000 * seed, keypoints=keypoints)
 
 
 class Oracle(Method):
