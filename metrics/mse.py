@@ -1,6 +1,8 @@
 """``mse``: reconstruction quality on the test split (MSE, PSNR, SSIM) in the dataset's value range.
 
-Each test clip is encoded and decoded (``decode(encode(x))``, with the run's fixed generator for
+``mse/frame<t>`` is the MSE of frame ``t`` alone (mean over test clips of the frame's per-pixel
+squared error), so a method whose reconstructions drift along the sequence shows it; the clip MSE
+is their mean. Each test clip is encoded and decoded (``decode(encode(x))``, with the run's fixed generator for
 stochastic decoders). Per-clip values are averaged; the 95% interval is a percentile bootstrap
 over clips. The chance row is the MSE of predicting every clip as the train split's mean clip.
 PSNR of a perfect reconstruction is +inf; clips are clamped at 100 dB so the mean stays finite.
@@ -19,12 +21,14 @@ PSNR_CAP_DB = 100.0
 
 class ReconstructionError(Metric):
     name = "mse"
-    version = "1"
-    description = "reconstruction MSE / PSNR / SSIM on the test split"
+    version = "2"
+    description = "reconstruction MSE / PSNR / SSIM on the test split, and MSE per frame index"
     outputs = (
         MetricOutput("mse", higher_is_better=False, description="mean squared error per pixel", chance_key="chance/mse"),
         MetricOutput("psnr", higher_is_better=True, description="peak signal-to-noise ratio (dB)"),
         MetricOutput("ssim", higher_is_better=True, description="structural similarity (video, >= 11 px)"),
+        MetricOutput("mse/frame", higher_is_better=False,
+                     description="mse/frame<t>: MSE of frame t only (how reconstruction degrades along the sequence)"),
     )
     requires = Requirements(decode=True)
 
@@ -36,13 +40,15 @@ class ReconstructionError(Metric):
         lo, hi = data.spec.value_range
         use_ssim = data.spec.modality == "video" and min(data.spec.height, data.spec.width) >= 11
         generator = ctx.generator()
-        errors, psnrs, ssims = [], [], []
+        errors, psnrs, ssims, per_frame = [], [], [], []
         for batch in data.test.iter_batches(ctx.batch_size):
             x = batch.x.to(ctx.device)
             with torch.no_grad():
                 x_hat = method.decode(method.encode(x), generator=generator).float().clamp(lo, hi)
             x_np, x_hat_np = x.cpu().numpy(), x_hat.cpu().numpy()
             errors.append(mse(x_np, x_hat_np))
+            b, t = x_np.shape[:2]
+            per_frame.append(mse(x_np.reshape(b * t, -1), x_hat_np.reshape(b * t, -1)).reshape(b, t))
             psnrs.append(psnr(x_np, x_hat_np, data_range=hi - lo, max_db=PSNR_CAP_DB))
             if use_ssim:
                 ssims.append(ssim(x_np, x_hat_np, data_range=hi - lo))
@@ -52,6 +58,10 @@ class ReconstructionError(Metric):
                 values = np.concatenate(parts)
                 low, high = bootstrap_ci(values, seed=ctx.seed)
                 out[key] = MetricValue(float(values.mean()), n=len(values), ci_low=low, ci_high=high)
+        frames = np.concatenate(per_frame)
+        for t in range(frames.shape[1]):
+            low, high = bootstrap_ci(frames[:, t], seed=ctx.seed)
+            out[f"mse/frame{t}"] = MetricValue(float(frames[:, t].mean()), n=len(frames), ci_low=low, ci_high=high)
         out["chance/mse"] = MetricValue(self._mean_clip_mse(data), n=len(data.test))
         return out
 

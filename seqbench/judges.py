@@ -344,14 +344,8 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
         raise NotApplicable(reason)
     device = device or torch.device("cpu")
     config = config or judge_config_for(spec)
-    key = {"kind": "judge", "version": JUDGE_VERSION, "dataset": spec.name, "fingerprint": spec.fingerprint,
-           "shape": [spec.frames, spec.channels, spec.height, spec.width], "value_range": list(spec.value_range),
-           "labels": [[label.name, label.num_classes, label.kind] for label in spec.labels],
-           "train_items": content_hash(np.asarray(train.ids).tolist()),
-           # the ceiling is measured at training time: a different test split is a different entry
-           "test_items": content_hash([np.asarray(test.ids).tolist(),
-                                       {k: np.asarray(v).tolist() for k, v in sorted(test.labels.items())}]),
-           "config": dataclasses.asdict(config)}
+    key = judge_key(spec, train, config)
+    test_hash = split_hash(test)
     logger = _stderr if log else None
     ce = nn.CrossEntropyLoss()
 
@@ -371,8 +365,31 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
         if logger:
             logger(f"judge {spec.name}: trained {fit.steps} steps in {fit.wall_s:.0f}s; test accuracy "
                    + ", ".join(f"{k} {v:.4f}" for k, v in test_acc.items()))
-        return {"fit": fit.as_dict(), "test_accuracy": test_acc, "device": str(device),
+        return {"fit": fit.as_dict(), "test_accuracy": test_acc, "test_items": test_hash, "device": str(device),
                 "torch": torch.__version__, "threads": torch.get_num_threads(), "pid": os.getpid()}
 
     model, meta = cached_model("judges", key, lambda: Judge(spec, config), train_judge, log=logger)
-    return TrainedJudge(model.to(device).eval(), meta)  # type: ignore[arg-type]
+    model = model.to(device).eval()
+    if meta.get("test_items") != test_hash:  # another test selection (e.g. --limit): measure the ceiling on it
+        with torch.no_grad():
+            meta = dict(meta, test_accuracy=judge_accuracies(model, test, batch_size, device),  # type: ignore[arg-type]
+                        test_items=test_hash)
+    return TrainedJudge(model, meta)  # type: ignore[arg-type]
+
+
+def split_hash(split: SplitData) -> str:
+    """Content hash of a split's item ids and labels (which items, with which targets)."""
+    return content_hash([np.asarray(split.ids).tolist(),
+                         {k: np.asarray(v).tolist() for k, v in sorted(split.labels.items())}])
+
+
+def judge_key(spec: DataSpec, train: SplitData, config: JudgeConfig) -> dict[str, Any]:
+    """Everything that determines a judge's weights: the data (fingerprint, train items), labels, config, version.
+
+    The test split is not part of it: the ceiling is measured on whatever test split is scored
+    (stored for the full split at training time, re-measured for another selection).
+    """
+    return {"kind": "judge", "version": JUDGE_VERSION, "dataset": spec.name, "fingerprint": spec.fingerprint,
+            "shape": [spec.frames, spec.channels, spec.height, spec.width], "value_range": list(spec.value_range),
+            "labels": [[label.name, label.num_classes, label.kind] for label in spec.labels],
+            "train_items": content_hash(np.asarray(train.ids).tolist()), "config": dataclasses.asdict(config)}

@@ -207,3 +207,12 @@ def test_judge_never_trains_on_test(tmp_path, monkeypatch):
     judge = load_judge(BARS_SPEC, make_bars(120, 0), test, config=TINY_JUDGE, log=False)
     assert judge.meta["fit"]["best_val"] == 1.0
     assert judge.ceiling["direction"] == 1.0 and judge.ceiling["colour"] < 0.7
+
+
+def test_another_test_selection_reuses_the_judge_and_remeasures_the_ceiling(bars_judge):
+    # e.g. `--limit`: the weights depend on train only, the ceiling on the test clips scored
+    test = make_bars(60, 1).subset(np.arange(30))
+    test.labels["direction"] = 1 - test.labels["direction"]  # wrong labels: the ceiling must follow them
+    again = load_judge(BARS_SPEC, make_bars(120, 0), test, config=TINY_JUDGE, log=False)
+    assert again.meta["cached"] and again.meta["digest"] == bars_judge.meta["digest"]
+    assert again.ceiling["direction"] == 0.0 and again.ceiling["colour"] == 1.0
