@@ -84,3 +84,26 @@ def test_applicability():
     one_each = _split(0).subset(np.arange(0, SPEAKERS * UTTERANCES * CHUNKS, UTTERANCES * CHUNKS))
     with pytest.raises(NotApplicable, match="two utterances"):
         _run(Splitter(), one_each)
+
+
+def test_end_to_end_with_dbse_audio(tmp_path):
+    """DBSE's audio variant trained for a few steps, then scored: every key, finite, within [0, 1]."""
+    from seqbench.data import carve_validation
+    from seqbench.trainer import Trainer
+
+    plugins = load_plugins()
+    dbse = plugins.methods.get("dbse")
+    spec = dataclasses.replace(SPEC, identity_label="speaker")
+    split = _split(2)
+    torch.manual_seed(0)
+    method = dbse(dbse.Config.for_profile("smoke", "speech").with_overrides({"steps": 20}), spec)
+    train, val = carve_validation(split, 0.2, seed=0)
+    Trainer(method, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False).fit()
+    method.eval()
+    ctx = EvalContext(device=torch.device("cpu"), registry=plugins)
+    with torch.no_grad():
+        out = plugins.metrics.get("eer")(n_resamples=30).evaluate(method, EvalData(spec, train, split), ctx)
+    for key in ("eer/static", "eer/dynamic"):
+        assert 0.0 <= out[key].ci_low <= out[key].ci_high <= 1.0
+        assert 0.0 <= out[key].value <= 1.0 and out[key].n == SPEAKERS * UTTERANCES
+    assert out["eer/gap"].value == pytest.approx(out["eer/dynamic"].value - out["eer/static"].value)
