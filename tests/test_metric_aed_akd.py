@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: share
 from test_judges import BARS_SPEC, SIZE, Oracle, judge_cache, make_bars  # noqa: E402,F401
 
 TINY = {"backend_input_size": 16, "backend_base_channels": 4, "backend_feat_dim": 16, "backend_max_steps": 300,
-        "backend_val_every": 25, "backend_target": 0.9, "backend_lr": 1e-2, "backend_val_fraction": 0.2}
+        "backend_val_every": 25, "backend_target": 0.97, "backend_lr": 1e-2, "backend_val_fraction": 0.2}
 DATA = EvalData(BARS_SPEC, make_bars(120, 0), make_bars(40, 1))
 
 
