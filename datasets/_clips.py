@@ -26,7 +26,7 @@ from seqbench.media import (Box, ClipCacheWriter, CorruptMediaError, LayoutError
                             clip_indices, crop_resize, default_workers, folder_complete, item_rng, load_prepared,
                             media_length, ordered_map, read_media, verify_checksums)
 from seqbench.types import DataSpec, LabelSpec
-from seqbench.utils import content_hash, data_root
+from seqbench.utils import cache_root, content_hash, data_root
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,12 @@ class Scan:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-class PreparedDataset(DatasetAdapter):
-    """Base of the adapters that decode a user's source folder into a prepared folder.
+class CachedDataset(DatasetAdapter):
+    """Options, the prepared folder (one per setting), and loading it: shared by real and generated data.
 
-    Subclasses set ``name``, ``family``, ``layout_help`` (the layout in words, used in errors),
-    ``defaults`` (their options and default values) and implement :meth:`scan` and
-    :meth:`prepare_into`.
+    Subclasses set ``name``, ``family``, ``defaults`` (their options and default values) and
+    ``settings_keys`` (the options that change what is prepared) and say what happens when the
+    folder is missing (:meth:`when_missing`).
     """
 
     family: ClassVar[str] = "generic"
@@ -169,7 +169,91 @@ class PreparedDataset(DatasetAdapter):
         """This setting's prepared folder; it exists only once complete."""
         s = self.settings
         short = "-".join(f"{k[:2]}{v}" for k, v in s.items() if k in ("size", "frames", "stride"))
-        return self.data_dir / f"v{self.version}-{short}-{content_hash(s, 8)}"
+        return self.data_dir / "-".join(part for part in (f"v{self.version}", short, content_hash(s, 8)) if part)
+
+    def meta(self) -> dict[str, Any]:
+        """The prepared folder's metadata (see :meth:`when_missing` when there is none)."""
+        if self._meta is None:
+            directory = self.prepared_dir
+            if not folder_complete(directory):
+                self.when_missing()
+            self._meta = json.loads((directory / "meta.json").read_text())
+        return self._meta
+
+    @abc.abstractmethod
+    def when_missing(self) -> None:
+        """Prepare this setting's folder, or raise :class:`DataNotFoundError` saying how to."""
+
+    def reset(self) -> None:
+        self._meta, self._spec, self._splits = None, None, {}
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return (-1.0, 1.0) if self.options.get("symmetric") else (0.0, 1.0)
+
+    def build_spec(self) -> DataSpec:
+        meta = self.meta()
+        labels = tuple(LabelSpec(d["name"], int(d["num_classes"]), d["kind"], tuple(d["class_names"]))
+                       for d in meta["labels"])
+        shape = meta["item_shape"]
+        fingerprint = content_hash({"dataset": self.name, "adapter_version": self.version,
+                                    "settings": meta["settings"], "data_sha256": meta["data_sha256"]})
+        return DataSpec(name=self.name, modality=self.modality, frames=shape[0], channels=shape[1],
+                        height=shape[2], width=shape[3], value_range=tuple(meta.get("value_range", self.value_range)),
+                        labels=labels, identity_label=self.identity_label, family=self.family,
+                        has_keypoints=bool(meta.get("keypoint_names")),
+                        keypoint_names=tuple(meta.get("keypoint_names") or ()),
+                        fingerprint=fingerprint, adapter_version=self.version,
+                        extra={"prepared_dir": str(self.prepared_dir), "source": meta.get("source"),
+                               "identities": len(meta.get("identities", [])), "split": meta.get("split_rule", ""),
+                               **self.spec_extra(meta)})
+
+    identity_label: ClassVar[str | None] = "identity"
+
+    def spec_extra(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def load_split(self, split: Literal["train", "test"]) -> SplitData:
+        if split not in ("train", "test"):
+            raise ConfigError(f"dataset {self.name!r} has splits 'train' and 'test', not {split!r}; validation "
+                              f"is carved from train by the framework")
+        meta = self.meta()
+        label_names = [d["name"] for d in meta["labels"]]
+        x, side = load_prepared(self.prepared_dir, split,
+                                ["labels", "identity", "ids", "key", "keypoints"] + self.extra_arrays)
+        table = side.get("labels", np.zeros((len(x), 0), dtype=np.int64)).reshape(len(x), -1)
+        labels = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(label_names)}
+        extra = {name: side[name] for name in self.extra_arrays + ["key"] if name in side}
+        return SplitData(x=x, labels=labels, identity=side.get("identity"), ids=side.get("ids"),
+                         keypoints=side.get("keypoints"), value_range=tuple(meta.get("value_range", self.value_range)), extra=extra)
+
+    extra_arrays: ClassVar[list[str]] = []
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        meta = self.meta()
+        out.update({"prepared_dir": str(self.prepared_dir), "source": meta.get("source"),
+                    "settings": meta.get("settings"), "split_rule": meta.get("split_rule"),
+                    "skipped_files": len(meta.get("skipped", [])), "notes": _count_notes(meta.get("notes", [])),
+                    "prepare_seconds": meta.get("prepare_seconds"), "sha256": meta.get("sha256")})
+        return out
+
+    def verify(self) -> list[str]:
+        """Check the prepared files against their checksums; list the files skipped when preparing."""
+        directory = self.prepared_dir
+        self.meta()
+        meta = json.loads(directory.joinpath("meta.json").read_text())
+        problems = verify_checksums(directory)
+        problems += [f"{s['path']}: skipped when prepared: {s['reason']}" for s in meta.get("skipped", [])]
+        return problems
+
+
+class PreparedDataset(CachedDataset):
+    """Base of the adapters that decode a user's source folder into a prepared folder.
+
+    Besides the :class:`CachedDataset` attributes, subclasses set ``layout_help`` (the layout in
+    words, used in errors) and implement :meth:`scan` and :meth:`prepare_into`.
+    """
 
     def prepare_command(self) -> str:
         parts = [f"seqbench data prepare {self.name} --source DIR"]
@@ -213,79 +297,21 @@ class PreparedDataset(DatasetAdapter):
                 "settings": self.settings, "labels": [_label_dict(l) for l in scan.labels],
                 "identities": scan.identities, "scan": scan.notes}
         path = self.prepare_into(target, source, scan, skips, meta)
-        self._meta = None
-        self._spec = None
-        self._splits = {}
+        self.reset()
         summary = skips.summary()
         if summary:
             log.warning("%s: %s", self.name, summary)
         return path
 
-    def meta(self) -> dict[str, Any]:
-        """The prepared folder's metadata; prepares first when ``source`` is set, else explains how."""
-        if self._meta is None:
-            directory = self.prepared_dir
-            if not folder_complete(directory):
-                if self.source is not None:
-                    self.prepare()
-                else:
-                    others = sorted(p.name for p in self.data_dir.glob("v*") if folder_complete(p)) \
-                        if self.data_dir.is_dir() else []
-                    hint = (f" Prepared settings present there: {', '.join(others)} (other options)." if others else "")
-                    raise DataNotFoundError(f"dataset {self.name!r} is not prepared: looked for {directory}.{hint} "
-                                            f"Run `{self.prepare_command()}` with DIR the folder that holds "
-                                            f"{self.layout_help}, or pass --data-option {self.name}.source=DIR "
-                                            f"to prepare on first use")
-            self._meta = json.loads((directory / "meta.json").read_text())
-        return self._meta
-
-    @property
-    def value_range(self) -> tuple[float, float]:
-        return (-1.0, 1.0) if self.options.get("symmetric") else (0.0, 1.0)
-
-    def build_spec(self) -> DataSpec:
-        meta = self.meta()
-        labels = tuple(LabelSpec(d["name"], int(d["num_classes"]), d["kind"], tuple(d["class_names"]))
-                       for d in meta["labels"])
-        shape = meta["item_shape"]
-        fingerprint = content_hash({"dataset": self.name, "adapter_version": self.version,
-                                    "settings": meta["settings"], "data_sha256": meta["data_sha256"]})
-        return DataSpec(name=self.name, modality=self.modality, frames=shape[0], channels=shape[1],
-                        height=shape[2], width=shape[3], value_range=tuple(meta.get("value_range", self.value_range)),
-                        labels=labels, identity_label=self.identity_label, family=self.family,
-                        fingerprint=fingerprint, adapter_version=self.version,
-                        extra={"prepared_dir": str(self.prepared_dir), "source": meta.get("source"),
-                               "identities": len(meta.get("identities", [])), "split": meta.get("split_rule", ""),
-                               **self.spec_extra(meta)})
-
-    identity_label: ClassVar[str | None] = "identity"
-
-    def spec_extra(self, meta: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def load_split(self, split: Literal["train", "test"]) -> SplitData:
-        if split not in ("train", "test"):
-            raise ConfigError(f"dataset {self.name!r} has splits 'train' and 'test', not {split!r}; validation "
-                              f"is carved from train by the framework")
-        meta = self.meta()
-        label_names = [d["name"] for d in meta["labels"]]
-        x, side = load_prepared(self.prepared_dir, split, ["labels", "identity", "ids", "key"] + self.extra_arrays)
-        table = side.get("labels", np.zeros((len(x), 0), dtype=np.int64)).reshape(len(x), -1)
-        labels = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(label_names)}
-        extra = {name: side[name] for name in self.extra_arrays + ["key"] if name in side}
-        return SplitData(x=x, labels=labels, identity=side.get("identity"), ids=side.get("ids"),
-                         value_range=tuple(meta.get("value_range", self.value_range)), extra=extra)
-
-    extra_arrays: ClassVar[list[str]] = []
-
-    def info(self) -> dict[str, Any]:
-        out = super().info()
-        meta = self.meta()
-        out.update({"prepared_dir": str(self.prepared_dir), "source": meta.get("source"),
-                    "settings": meta.get("settings"), "split_rule": meta.get("split_rule"),
-                    "skipped_files": len(meta.get("skipped", [])), "notes": _count_notes(meta.get("notes", [])),
-                    "prepare_seconds": meta.get("prepare_seconds"), "sha256": meta.get("sha256")})
-        return out
+    def when_missing(self) -> None:
+        if self.source is not None:
+            self.prepare()
+            return
+        others = sorted(p.name for p in self.data_dir.glob("v*") if folder_complete(p)) if self.data_dir.is_dir() else []
+        hint = f" Prepared settings present there: {', '.join(others)} (other options)." if others else ""
+        raise DataNotFoundError(f"dataset {self.name!r} is not prepared: looked for {self.prepared_dir}.{hint} "
+                                f"Run `{self.prepare_command()}` with DIR the folder that holds {self.layout_help}, "
+                                f"or pass --data-option {self.name}.source=DIR to prepare on first use")
 
     def verify(self) -> list[str]:
         """Re-read every source item (when the source is known) and check the prepared files."""
@@ -406,3 +432,49 @@ class VideoClipDataset(PreparedDataset):
             meta.update({"skipped": skips.skipped, "notes": skips.notes, "value_range": list(self.value_range),
                          "split_rule": scan.notes.get("split_rule", "")})
             return writer.finish(meta)
+
+
+class GeneratedDataset(CachedDataset):
+    """Base of the embedded datasets: generated by seqbench on first use, cached, deterministic.
+
+    The cache lives in ``$SEQBENCH_CACHE/datasets/<name>/v<version>-<settings>`` (or under the
+    ``root`` option); subclasses implement :meth:`generate`, which writes it through a
+    :class:`ClipCacheWriter` (atomic: a half-generated cache is never seen).
+    """
+
+    embedded = True
+
+    def __init__(self, root: Path | str | None = None, **options: Any):
+        if "source" in options:
+            raise ConfigError(f"dataset {self.name!r} is generated by seqbench and reads no files; drop the source "
+                              f"option (its options: {', '.join(f'{k}={v!r}' for k, v in self.defaults.items())})")
+        super().__init__(root, **options)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root if self.root is not None else cache_root() / "datasets" / self.name
+
+    def prepare(self, source: Path | str | None = None, **kwargs: Any) -> Path:
+        """Generate the cache if missing and return its folder."""
+        if source is not None:
+            raise ConfigError(f"dataset {self.name!r} is generated by seqbench and reads no files; run "
+                              f"`seqbench data prepare {self.name}` without --source")
+        if kwargs:
+            raise ConfigError(f"dataset {self.name!r}: prepare() takes no options, got {sorted(kwargs)}")
+        target = self.prepared_dir
+        if not folder_complete(target):
+            log.info("generating %s %s into %s", self.name, self.settings, target)
+            self.generate(target)
+            self.reset()
+        return target
+
+    def when_missing(self) -> None:
+        self.prepare()
+
+    def base_meta(self, labels: tuple[LabelSpec, ...], identities: list[str]) -> dict[str, Any]:
+        return {"name": self.name, "adapter_version": self.version, "settings": self.settings, "source": None,
+                "labels": [_label_dict(label) for label in labels], "identities": identities}
+
+    @abc.abstractmethod
+    def generate(self, target: Path) -> Path:
+        """Write the whole dataset into ``target`` (through :class:`ClipCacheWriter`) and return it."""

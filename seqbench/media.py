@@ -357,6 +357,46 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float = 0.0,
     return np.clip(np.minimum(rise, fall), 0.0, None).astype(np.float32)
 
 
+SPEECH_FEATURES: tuple[str, ...] = ("linear", "log", "mel")
+_LOG_FLOOR = 1e-3
+
+
+def speech_features(chunks: np.ndarray, feature: str, *, sample_rate: int = 16000, n_fft: int = 400,
+                    win_length: int = 320, hop_length: int = 165, mels: int = 80) -> np.ndarray:
+    """Un-normalised features ``[B, frames, bins]`` of waveform chunks ``[B, samples]``.
+
+    ``linear`` and ``log``: STFT magnitudes (``n_fft // 2 + 1`` bins; ``log`` is applied by
+    :func:`normalise_features`); ``mel``: magnitudes through ``mels`` triangular mel filters.
+    """
+    if feature not in SPEECH_FEATURES:
+        raise ConfigError(f"feature={feature!r}: choose one of {', '.join(SPEECH_FEATURES)}")
+    mag = magnitude_spectrogram(chunks, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+    if feature == "mel":
+        mag = mag @ mel_filterbank(mels, n_fft, sample_rate).T
+    return mag.astype(np.float32)
+
+
+def normalise_features(rows: np.ndarray, feature: str, peak: float, chunk: int = 2048) -> int:
+    """Map raw features to [0, 1] in place, with ``peak`` the largest training value.
+
+    ``linear``: ``value / peak``. ``log`` and ``mel``: ``log(value + f) - log(f)`` over
+    ``log(peak + f) - log(f)`` with floor ``f = 1e-3 * peak`` (a 60 dB range). Values above the
+    training peak (test data only) are clipped to 1; the number clipped is returned.
+    """
+    peak = float(peak) if peak > 0 else 1.0
+    floor = _LOG_FLOOR * peak
+    clipped = 0
+    for lo in range(0, len(rows), chunk):
+        block = np.asarray(rows[lo:lo + chunk], dtype=np.float64)
+        if feature == "linear":
+            out = block / peak
+        else:
+            out = (np.log(block + floor) - np.log(floor)) / (np.log(peak + floor) - np.log(floor))
+        clipped += int((out > 1.0).sum())
+        rows[lo:lo + chunk] = np.clip(out, 0.0, 1.0).astype(np.float32)
+    return clipped
+
+
 # -- fingerprints and atomic folders ------------------------------------------------------
 
 def files_fingerprint(paths: Iterable[Path], root: Path) -> str:
