@@ -258,7 +258,9 @@ class Sprites(DatasetAdapter):
     """The real Sprites: 1296 LPC characters x 9 motions, 8 frames, 64x64, seed-423 identity split.
 
     Options: ``root`` (where the prepared arrays live, default ``$SEQBENCH_DATA/sprites``),
-    ``source`` (prepare from it on first use), ``format`` (auto, sheets, npy, pkl, flat).
+    ``source`` (prepare from it on first use), ``format`` (auto, sheets, npy, pkl, flat),
+    ``subset`` (K > 0: only the first K train characters of the split permutation and
+    proportionally many test ones - a quick-check slice, prepared in its own folder).
     """
 
     name = NAME
@@ -267,22 +269,36 @@ class Sprites(DatasetAdapter):
                    "9000/2664 clips; prepared from LPC sheets or the community's npy/pkl files")
 
     def __init__(self, root: Path | str | None = None, source: Path | str | None = None, format: str = "auto",
-                 **options: Any):
+                 subset: int = 0, **options: Any):
         if options:
             raise ConfigError(f"dataset {NAME!r} has no option(s) {sorted(options)}; its options are root (prepared "
-                              f"folder), source (raw folder) and format ({', '.join(FORMATS)})")
+                              f"folder), source (raw folder), format ({', '.join(FORMATS)}) and subset (0 = all)")
         if format not in FORMATS:
             raise ConfigError(f"dataset {NAME!r}: format={format!r}: choose one of {', '.join(FORMATS)}")
+        if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) and not str(subset).isdigit():
+            raise ConfigError(f"dataset {NAME!r}: subset={subset!r} must be an integer (0 = all 1000 train characters)")
         super().__init__(Path(root).expanduser() if root is not None else None)
         self.source = Path(source).expanduser() if source not in (None, "") else None
         self.format = format
-        self.options = {"format": format}
+        self.subset = min(int(subset), TRAIN_CHARACTERS)
+        self.options = {"format": format, "subset": self.subset}
         self._meta: dict[str, Any] | None = None
 
     @property
     def prepared_dir(self) -> Path:
+        """``v1`` for the benchmark, ``v1-subsetK`` for a quick-check subset."""
         base = self.root if self.root is not None else data_root() / NAME
-        return base / f"v{self.version}"
+        return base / (f"v{self.version}" if not self.subset else f"v{self.version}-subset{self.subset}")
+
+    def selected(self) -> dict[str, np.ndarray]:
+        """Characters of each split in rank order: all, or with ``subset=K`` the first K train ranks
+        and the first ``ceil(K * 296 / 1000)`` test ranks (a quick-check slice of the same data)."""
+        perm = split_permutation()
+        train, test = perm[:TRAIN_CHARACTERS], perm[TRAIN_CHARACTERS:]
+        if self.subset:
+            n_test = -(-self.subset * len(test) // TRAIN_CHARACTERS)
+            train, test = train[:self.subset], test[:n_test]
+        return {"train": train, "test": test}
 
     # -- prepare ---------------------------------------------------------------------------
     def prepare(self, source: Path | str | None = None, **kwargs: Any) -> Path:
@@ -306,9 +322,8 @@ class Sprites(DatasetAdapter):
             raise LayoutError(f"dataset {NAME!r}: {source} holds none of the Sprites layouts; expected {LAYOUT_HELP}. "
                               f"Found: {', '.join(found) or 'nothing'}")
         start = time.perf_counter()
-        rows = {"train": TRAIN_CHARACTERS * len(MOTION_NAMES), "test": (CHARACTERS - TRAIN_CHARACTERS) * len(MOTION_NAMES)}
         if fmt == "sheets":
-            meta = self._from_sheets(source, target, rows)
+            meta = self._from_sheets(source, target)
         else:
             meta = self._from_arrays(source, target, fmt)
         log.info("prepared %s from %s (%s) in %.1f s", NAME, source, fmt, time.perf_counter() - start)
@@ -318,21 +333,20 @@ class Sprites(DatasetAdapter):
     def _base_meta(self, source: Path, fmt: str, scale: int) -> dict[str, Any]:
         return {"name": NAME, "adapter_version": self.version, "source": str(source.resolve()), "format": fmt,
                 "value_scale": scale, "label_names": list(ATTRIBUTES) + ["motion"],
-                "order": "motion label, then the character's rank in the seed-423 permutation",
+                "order": "motion label, then the character's rank in the seed-423 permutation", "subset": self.subset,
                 "split_rule": "characters by np.random.RandomState(423).permutation(1296): first 1000 train"}
 
-    def _from_sheets(self, source: Path, target: Path, rows: dict[str, int]) -> dict[str, Any]:
-        rank = character_rank()
+    def _from_sheets(self, source: Path, target: Path) -> dict[str, Any]:
+        selected = self.selected()
+        rows = {split: len(chars) * len(MOTION_NAMES) for split, chars in selected.items()}
+        where = {int(c): (split, i) for split, chars in selected.items() for i, c in enumerate(chars)}
         with ClipCacheWriter(target, rows, (FRAMES, 3, CELL, CELL)) as writer:
-            per_split = {"train": TRAIN_CHARACTERS, "test": CHARACTERS - TRAIN_CHARACTERS}
-            for character, frames in compose(source):
-                r = int(rank[character])
-                split, position = ("train", r) if r < TRAIN_CHARACTERS else ("test", r - TRAIN_CHARACTERS)
-                writer.put(split, np.arange(len(MOTION_NAMES)) * per_split[split] + position, frames)
-            for split, n in per_split.items():
-                order = split_permutation()[:TRAIN_CHARACTERS] if split == "train" else split_permutation()[TRAIN_CHARACTERS:]
-                identity = np.tile(order, len(MOTION_NAMES))
-                motion = np.repeat(np.arange(len(MOTION_NAMES)), n)
+            for character, frames in compose(source, np.concatenate(list(selected.values()))):
+                split, position = where[character]
+                writer.put(split, np.arange(len(MOTION_NAMES)) * len(selected[split]) + position, frames)
+            for split, chars in selected.items():
+                identity = np.tile(chars, len(MOTION_NAMES))
+                motion = np.repeat(np.arange(len(MOTION_NAMES)), len(chars))
                 self._add_side(writer, split, identity, motion)
             meta = self._base_meta(source, "sheets", 256)
             meta["layers"] = {folder: [f"{folder}/{i}.png" for i in range(6)] for folder in LAYERS}
@@ -405,7 +419,9 @@ class Sprites(DatasetAdapter):
             identity = np.concatenate([character_of(a) for _, a, _, _ in chunks])
             motion = np.concatenate([m for _, _, m, _ in chunks])
             order = np.lexsort((rank[identity], motion))  # by motion, then permutation rank
-            rows[split], orders[split] = len(identity), (order, identity[order], motion[order])
+            if self.subset:
+                order = order[np.isin(identity[order], np.concatenate(list(self.selected().values())))]
+            rows[split], orders[split] = len(order), (order, identity[order], motion[order])
         scales = set()
         with ClipCacheWriter(target, rows, (FRAMES, 3, CELL, CELL)) as writer:
             for split, chunks in parts.items():
@@ -514,7 +530,7 @@ class Sprites(DatasetAdapter):
         ids = np.concatenate(seen)
         if len(np.unique(ids)) != len(ids):
             problems.append(f"{directory}: some (character, motion) pairs occur more than once")
-        if self.meta().get("format") == "sheets" and len(ids) != CHARACTERS * len(MOTION_NAMES):
+        if self.meta().get("format") == "sheets" and not self.subset and len(ids) != CHARACTERS * len(MOTION_NAMES):
             problems.append(f"{directory}: {len(ids)} clips; the sheets give {CHARACTERS * len(MOTION_NAMES)}")
         return problems
 
