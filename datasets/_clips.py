@@ -189,17 +189,25 @@ class CachedDataset(DatasetAdapter):
 
     @property
     def value_range(self) -> tuple[float, float]:
+        """Range of uint8 data once batched: [0, 1], or [-1, 1] with ``symmetric=true``."""
         return (-1.0, 1.0) if self.options.get("symmetric") else (0.0, 1.0)
+
+    def data_value_range(self, meta: dict[str, Any]) -> tuple[float, float]:
+        """Float data carries its range in ``meta.json``; uint8 data is mapped by the options."""
+        if meta.get("dtype") != "uint8" and meta.get("value_range"):
+            return tuple(float(v) for v in meta["value_range"])  # type: ignore[return-value]
+        return self.value_range
 
     def build_spec(self) -> DataSpec:
         meta = self.meta()
         labels = tuple(LabelSpec(d["name"], int(d["num_classes"]), d["kind"], tuple(d["class_names"]))
                        for d in meta["labels"])
         shape = meta["item_shape"]
-        fingerprint = content_hash({"dataset": self.name, "adapter_version": self.version,
+        value_range = self.data_value_range(meta)
+        fingerprint = content_hash({"dataset": self.name, "adapter_version": self.version, "value_range": value_range,
                                     "settings": meta["settings"], "data_sha256": meta["data_sha256"]})
         return DataSpec(name=self.name, modality=self.modality, frames=shape[0], channels=shape[1],
-                        height=shape[2], width=shape[3], value_range=tuple(meta.get("value_range", self.value_range)),
+                        height=shape[2], width=shape[3], value_range=value_range,
                         labels=labels, identity_label=self.identity_label, family=self.family,
                         has_keypoints=bool(meta.get("keypoint_names")),
                         keypoint_names=tuple(meta.get("keypoint_names") or ()),
@@ -225,7 +233,7 @@ class CachedDataset(DatasetAdapter):
         labels = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(label_names)}
         extra = {name: side[name] for name in self.extra_arrays + ["key"] if name in side}
         return SplitData(x=x, labels=labels, identity=side.get("identity"), ids=side.get("ids"),
-                         keypoints=side.get("keypoints"), value_range=tuple(meta.get("value_range", self.value_range)), extra=extra)
+                         keypoints=side.get("keypoints"), value_range=self.data_value_range(meta), extra=extra)
 
     extra_arrays: ClassVar[list[str]] = []
 
@@ -290,7 +298,9 @@ class PreparedDataset(CachedDataset):
                               f"{self.layout_help}")
         for split in ("train", "test"):
             if not any(item.split == split for item in scan.items):
-                raise LayoutError(f"dataset {self.name!r}: no {split} items in {source}; expected {self.layout_help}")
+                raise LayoutError(f"dataset {self.name!r}: no {split} items among the {len(scan.items)} found in {source} "
+                                  f"(split rule: {scan.notes.get('split_rule', '?')}); expected {self.layout_help}"
+                                  + ("; change test_fraction or seed" if "test_fraction" in self.options else ""))
         skips = SkipLog(strict=bool(self.options.get("strict", False)))
         target = self.prepared_dir
         meta = {"name": self.name, "adapter_version": self.version, "source": str(source.resolve()),
@@ -429,7 +439,7 @@ class VideoClipDataset(PreparedDataset):
                     raise LayoutError(f"dataset {self.name!r}: every {split} item in {source} was unreadable "
                                       f"({len(skips.skipped)} skipped; first: "
                                       f"{skips.skipped[0]['path'] if skips.skipped else '-'})")
-            meta.update({"skipped": skips.skipped, "notes": skips.notes, "value_range": list(self.value_range),
+            meta.update({"skipped": skips.skipped, "notes": skips.notes,
                          "split_rule": scan.notes.get("split_rule", "")})
             return writer.finish(meta)
 

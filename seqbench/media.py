@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -271,7 +272,7 @@ def crop_resize(frames: np.ndarray, size: int | tuple[int, int], box: Box | None
     return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
-_CASCADES: dict[str, Any] = {}
+_CASCADES = threading.local()  # OpenCV cascades are not safe to share between threads
 
 
 def detect_face(frame: np.ndarray, *, max_side: int = 480) -> Box | None:
@@ -281,13 +282,13 @@ def detect_face(frame: np.ndarray, *, max_side: int = 480) -> Box | None:
     rounding); the box is returned in the frame's own pixels.
     """
     cv2 = require("cv2", "opencv-python-headless<5")
-    if "frontal" not in _CASCADES:
+    cascade = getattr(_CASCADES, "frontal", None)
+    if cascade is None:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         if not path.is_file():
             raise ConfigError(f"OpenCV's Haar cascade {path} is missing (OpenCV 5 wheels ship none); "
                               f"install opencv-python-headless<5")
-        _CASCADES["frontal"] = cv2.CascadeClassifier(str(path))
-    cascade = _CASCADES["frontal"]
+        cascade = _CASCADES.frontal = cv2.CascadeClassifier(str(path))
     height, width = frame.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
