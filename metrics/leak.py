@@ -17,8 +17,10 @@ Intervals: percentile bootstrap over test clips of the per-clip hit rates.
 The probe (DiViD does not publish theirs): features standardized on train (``StandardScaler``),
 then scikit-learn ``LogisticRegression`` (L2, C = 1, lbfgs, up to 5000 iterations) by default, or
 ``MLPClassifier`` (one hidden layer of 256 ReLU units, adam, 200 epochs) with
-``classifier=mlp``; both with ``random_state`` fixed to the run seed. Labels that identify the clip
-owner (identity) are not probed: datasets split by identity have no test identity in train.
+``classifier=mlp``; both with ``random_state`` fixed to the run seed. Only declared labels are
+probed, not the identity array (datasets split by identity have no test identity in train); a
+dataset that declares its identity as a label (synthetic-speech's ``speaker``, whose speakers are in
+both splits) is probed on it.
 ``max_train`` (default 4000) caps the train clips used, a seeded subset fixed per dataset.
 """
 
