@@ -303,26 +303,44 @@ def detect_face(frame: np.ndarray, *, max_side: int = 480) -> Box | None:
 
 # -- audio --------------------------------------------------------------------------------
 
+def sphere_sample_count(path: Path) -> int | None:
+    """``sample_count`` declared by a NIST SPHERE header (None for other formats).
+
+    libsndfile sizes SPHERE data from the file length, so a truncated TIMIT file would read as
+    a shorter, valid one; comparing with the header's own count catches it.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    if not head.startswith(b"NIST_1A"):
+        return None
+    match = re.search(rb"sample_count\s+-i\s+(\d+)", head)
+    return int(match.group(1)) if match else None
+
+
 def audio_length(path: Path) -> tuple[int, int]:
     """(samples, sample rate) from the header of a wav / NIST SPHERE / flac file."""
     sf = require("soundfile")
     try:
         info = sf.info(str(path))
+        declared = sphere_sample_count(path)
     except (RuntimeError, OSError, ValueError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
         raise CorruptMediaError(path, f"cannot read audio header ({type(exc).__name__}: {exc})") from None
+    if declared is not None and info.frames < declared:
+        raise CorruptMediaError(path, f"truncated: the SPHERE header declares {declared} samples, the file holds "
+                                      f"{info.frames}")
     return int(info.frames), int(info.samplerate)
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate; short reads count as truncation."""
     sf = require("soundfile")
+    expected, _ = audio_length(path)
     try:
-        info = sf.info(str(path))
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError) as exc:
         raise CorruptMediaError(path, f"cannot decode audio ({type(exc).__name__}: {exc})") from None
-    if info.frames > 0 and len(data) < info.frames:
-        raise CorruptMediaError(path, f"truncated: read {len(data)} of the {info.frames} samples its header declares")
+    if expected > 0 and len(data) < expected:
+        raise CorruptMediaError(path, f"truncated: read {len(data)} of the {expected} samples its header declares")
     if len(data) == 0:
         raise CorruptMediaError(path, "no samples")
     return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), int(rate)
