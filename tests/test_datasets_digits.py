@@ -29,7 +29,7 @@ def test_shapes_labels_split_and_spec(digits):
         rows = train.identity == image
         assert len(set(train.labels["motion"][rows])) == 3 and len(set(train.labels["digit"][rows])) == 1
     spec = digits.spec
-    assert spec.embedded if hasattr(spec, "embedded") else MovingDigits.embedded
+    assert MovingDigits.embedded
     assert (spec.frames, spec.channels, spec.height) == (8, 1, 32) and spec.identity_label == "image"
     assert spec.has_keypoints and spec.keypoint_names == ("centre",)
     assert spec.label("motion").class_names == MOTIONS and spec.label("digit").kind == "static"

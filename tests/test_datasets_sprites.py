@@ -126,6 +126,26 @@ def test_compose_matches_reference_on_real_lpc_sheets():
     assert composed[0].reshape(-1).max() > 0
 
 
+#: sha256 of the prepared arrays of the full dataset composed from the LPC sheets (seqbench 0.1, adapter v1)
+FULL_SHA256 = {"x_train.npy": "7c00f9ee9f4eabf02aef725bb3e2fa680366abe1e17228cf45892fd9fe1d7335",
+               "x_test.npy": "1693b94cc7e3e0eb554c8ebdc7f8c03fd3797b6a021b2523082358028db313b0",
+               "labels_train.npy": "5e514bf6d6d6d292b4a56bc5c3dc0afc24a8afd42b50dfde1e621c9fddbe3815",
+               "labels_test.npy": "b0e93e30c2f1c18423d6c785ad437a432c48f006558d9523b09dfc839bf13462"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SEQBENCH_FULL_SPRITES") or not (REAL_SHEETS / "body" / "0.png").is_file(),
+                    reason="set SEQBENCH_FULL_SPRITES=1 (and have the LPC sheets) to compose all 11664 clips (1.1 GB)")
+def test_full_dataset_from_real_sheets_has_the_recorded_checksums(tmp_path):
+    adapter = sp.Sprites(root=tmp_path)
+    adapter.prepare(REAL_SHEETS)
+    meta = adapter.meta()
+    assert {k: meta["sha256"][k] for k in FULL_SHA256} == FULL_SHA256
+    info = adapter.info()
+    assert info["train_clips"] == 9000 and info["test_clips"] == 2664
+    assert set(info["train_labels"]["motion"].values()) == {1000} and adapter.verify() == []
+
+
 def _legacy(x: np.ndarray) -> np.ndarray:
     """uint8 [N, 8, 3, 64, 64] -> the community's float32 [N, 8, 64, 64, 3] RGB / 256."""
     return (x.transpose(0, 1, 3, 4, 2).astype(np.float32) / 256.0)

@@ -345,3 +345,22 @@ def test_celebvhq_labels_missing_clips_and_split(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LayoutError, match="celebvhq_info.json not found"):
         CelebVHQ(root=tmp_path / "data").prepare(tmp_path / "empty")
+
+
+def test_cli_prepare_info_verify_report_paths(mhad, tmp_path, monkeypatch, capsys):
+    from seqbench.cli import main
+
+    monkeypatch.setenv("SEQBENCH_DATA", str(tmp_path / "data"))
+    bad = mhad / "RGB" / "a27_s8_t1_color.avi"
+    bad.write_bytes(b"")
+    assert main(["data", "prepare", "utd-mhad", "--source", str(mhad), "--data-option", "size=16"]) == 0
+    assert "prepared utd-mhad at" in capsys.readouterr().out
+    assert main(["data", "info", "utd-mhad", "--data-option", "size=16"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["train_clips"] == 8 and info["test_clips"] == 7 and info["skipped_files"] == 1
+    assert info["shape"] == [10, 3, 16, 16] and info["fingerprint"]
+    assert main(["data", "verify", "utd-mhad", "--data-option", "size=16"]) == 1
+    out = capsys.readouterr()
+    assert str(bad) in out.out and "problem(s) in utd-mhad" in out.err
+    assert main(["data", "info", "mead"]) == 2
+    assert "seqbench data prepare mead --source DIR" in capsys.readouterr().err
