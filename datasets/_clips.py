@@ -124,7 +124,8 @@ class CachedDataset(DatasetAdapter):
         super().__init__(Path(root).expanduser() if root is not None else None)
         merged = dict(self.defaults)
         merged.update(options)
-        self.source = Path(str(merged.pop("source"))).expanduser() if merged.get("source") not in (None, "") else None
+        source = merged.pop("source", None)
+        self.source = Path(str(source)).expanduser() if source not in (None, "") else None
         self.options = self.validate(merged)
         self._meta: dict[str, Any] | None = None
 
