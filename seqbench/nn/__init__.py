@@ -1,7 +1,11 @@
 """Neural building blocks shared by the built-in methods and judges (and open to plugins).
 
-Frame encoders/decoders (:mod:`.frames`), Gaussian helpers (:mod:`.distributions`) and learned
-priors (:mod:`.priors`). Imported only when a method or judge is built, so torch here is fine.
+Frame encoders/decoders (:mod:`.frames`), Gaussian helpers (:mod:`.distributions`), learned
+priors (:mod:`.priors`), and the diffusion toolkit: noise-level embeddings (:mod:`.embeddings`),
+attention blocks (:mod:`.attention`), the ADM U-Net (:mod:`.unet`), MLP denoisers (:mod:`.mlp`),
+schedules, samplers and inversion (:mod:`.diffusion`), vector quantizers (:mod:`.quantize`), the
+cached VQ autoencoder (:mod:`.vqae`), the latent diffusion prior (:mod:`.latent_prior`) and shared
+regularisers (:mod:`.losses`). Imported only when a method or judge is built, so torch here is fine.
 """
 
 from __future__ import annotations
@@ -11,8 +15,25 @@ from .frames import (DCGAN_SIZES, DCGANDown, DCGANFrameDecoder, DCGANFrameEncode
                      MLPFrameEncoder, OutputActivation, fold_time, frame_decoder, frame_encoder, output_activation,
                      unfold_time)
 from .priors import LSTMDynamicsPrior
+from .attention import (CrossAttention, SelfAttention2d, SpatialTransformer, TokenSelfAttention, group_norm,
+                        zero_module)
+from .diffusion import (DDPMSchedule, EDMConfig, EDMPrecond, ddim_invert, ddim_sample, ddpm_sample,
+                        edm_heun_invert, edm_heun_sample, edm_sigma_steps, edm_training_sigmas, heun_nfe)
+from .embeddings import TimestepEmbedding, sinusoidal_embedding
+from .latent_prior import LatentDiffusionPrior, RunningStandardizer
+from .losses import orthogonality_loss
+from .mlp import MLPDenoiser
+from .quantize import GumbelQuantizer, QuantizerOutput, VectorQuantizer, codebook_perplexity
+from .unet import ResBlock, UNet, UNetEncoder
+from .vqae import VQAEConfig, VQAutoencoder, load_or_train_vqae, train_vqae
 
 __all__ = [
+    "CrossAttention", "DDPMSchedule", "EDMConfig", "EDMPrecond", "GumbelQuantizer", "LatentDiffusionPrior",
+    "MLPDenoiser", "QuantizerOutput", "ResBlock", "RunningStandardizer", "SelfAttention2d", "SpatialTransformer",
+    "TimestepEmbedding", "TokenSelfAttention", "UNet", "UNetEncoder", "VQAEConfig", "VQAutoencoder",
+    "VectorQuantizer", "codebook_perplexity", "ddim_invert", "ddim_sample", "ddpm_sample", "edm_heun_invert",
+    "edm_heun_sample", "edm_sigma_steps", "edm_training_sigmas", "group_norm", "heun_nfe", "load_or_train_vqae",
+    "orthogonality_loss", "sinusoidal_embedding", "train_vqae", "zero_module",
     "DCGAN_SIZES", "DCGANDown", "DCGANFrameDecoder", "DCGANFrameEncoder", "DCGANUp", "GaussianHead",
     "LSTMDynamicsPrior", "MLPFrameDecoder", "MLPFrameEncoder", "OutputActivation", "fold_time", "frame_decoder",
     "frame_encoder", "gaussian_log_density", "kl_normal", "output_activation", "randn", "reparameterize",

@@ -1,0 +1,182 @@
+"""A small VQ autoencoder for latent diffusion, trained once per dataset and cached.
+
+DiffSDA runs its diffusion at 256 px on the latents of a VQ autoencoder (seed 003 sec. 4.2 and
+app. A.2: LDM's VQ-f8 with ``Z = 256`` codes of ``d = 4`` channels, ``3x256x256 -> 4x32x32``). The
+pretrained LDM weights cannot be shipped, so seqbench trains a small one per dataset:
+
+* encoder: the ADM residual stack (:class:`~seqbench.nn.unet.UNetEncoder`), downsampling by
+  ``f = 2^(levels - 1)`` (4 or 8), ending in a conv to ``embed_dim`` channels;
+* quantizer: :class:`~seqbench.nn.quantize.VectorQuantizer` (EMA codebook, commitment loss);
+* decoder: the mirrored residual stack with nearest-neighbour upsampling.
+
+As in LDM's VQ-regularised models the quantizer belongs to the *decoder*: :meth:`VQAutoencoder.encode`
+returns the continuous pre-quantisation latent that diffusion models, and :meth:`decode`
+quantises before decoding. The loss is pixel MSE plus the VQ loss; LDM's perceptual (LPIPS) and
+patch-GAN terms are left out because their pretrained weights are not available offline, so
+reconstructions are blurrier than LDM's at equal size (stated wherever results are reported).
+
+:func:`load_or_train_vqae` caches the weights under ``cache_root() / "vqae" / <hash>``, the hash
+covering the dataset fingerprint and the autoencoder config, and loads them with
+``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..utils import atomic_torch_save, atomic_write_text, cache_root, content_hash
+from .attention import group_norm
+from .quantize import QuantizerOutput, VectorQuantizer
+from .unet import ResBlock, Upsample, UNetEncoder
+
+__all__ = ["VQAEConfig", "VQAutoencoder", "train_vqae", "load_or_train_vqae", "vqae_cache_path"]
+
+log = logging.getLogger(__name__)
+
+VQAE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class VQAEConfig:
+    """Architecture and training run of the autoencoder (defaults: LDM's f=8, Z=256, d=4, narrowed)."""
+
+    factor: int = 8  # spatial downsampling, 4 or 8
+    base: int = 64
+    num_res_blocks: int = 1
+    embed_dim: int = 4
+    num_codes: int = 256
+    beta: float = 0.25
+    steps: int = 4000
+    batch_size: int = 32  # frames per step
+    lr: float = 2e-4
+    seed: int = 0
+
+    def channel_mult(self) -> tuple[int, ...]:
+        if self.factor not in (2, 4, 8, 16):
+            raise ValueError(f"VQ autoencoder factor must be 2, 4, 8 or 16, got {self.factor}")
+        levels = int(np.log2(self.factor)) + 1
+        return tuple(min(2 ** i, 4) for i in range(levels))
+
+
+class _Decoder(nn.Module):
+    def __init__(self, embed_dim: int, out_channels: int, base: int, channel_mult: Sequence[int], num_res_blocks: int):
+        super().__init__()
+        ch = base * channel_mult[-1]
+        layers: list[nn.Module] = [nn.Conv2d(embed_dim, ch, 3, 1, 1), ResBlock(ch, ch), ResBlock(ch, ch)]
+        for level in reversed(range(len(channel_mult))):
+            for _ in range(num_res_blocks + 1):
+                layers.append(ResBlock(ch, base * channel_mult[level]))
+                ch = base * channel_mult[level]
+            if level:
+                layers.append(Upsample(ch))
+        layers += [group_norm(ch), nn.SiLU(), nn.Conv2d(ch, out_channels, 3, 1, 1)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z)
+
+
+class VQAutoencoder(nn.Module):
+    """``[N, C, H, W]`` in [-1, 1] <-> continuous latents ``[N, embed_dim, H/f, W/f]``."""
+
+    def __init__(self, in_channels: int, config: VQAEConfig = VQAEConfig()):
+        super().__init__()
+        self.config, self.in_channels = config, in_channels
+        mult = config.channel_mult()
+        self.encoder = UNetEncoder(in_channels, config.embed_dim, base=config.base, channel_mult=mult,
+                                   num_res_blocks=config.num_res_blocks, attn_levels=(), resblock_updown=False)
+        self.quantizer = VectorQuantizer(config.num_codes, config.embed_dim, beta=config.beta, ema=True)
+        self.decoder = _Decoder(config.embed_dim, in_channels, config.base, mult, config.num_res_blocks)
+
+    @property
+    def factor(self) -> int:
+        return self.config.factor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-quantisation latents (what latent diffusion models)."""
+        return self.encoder(x)
+
+    def quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        return self.quantizer(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Quantise ``z`` then decode to pixels (the quantizer is part of the decoder, as in LDM)."""
+        return self.decoder(self.quantizer(z).quantized)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+        q = self.quantizer(self.encoder(x))
+        return self.decoder(q.quantized), q
+
+
+def _frames(split, rows: np.ndarray, frame_idx: np.ndarray, value_range: tuple[float, float]) -> torch.Tensor:
+    clips = split.clips(rows)
+    picked = clips[torch.arange(len(rows)), torch.from_numpy(frame_idx)]
+    lo, hi = value_range
+    return (picked - lo) / (hi - lo) * 2 - 1
+
+
+def train_vqae(split, config: VQAEConfig, *, device: torch.device | str = "cpu",
+               value_range: tuple[float, float] = (0.0, 1.0), progress: bool = False) -> VQAutoencoder:
+    """Train a :class:`VQAutoencoder` on random frames of ``split`` (a :class:`~seqbench.data.SplitData`).
+
+    Frames are mapped from ``value_range`` to [-1, 1]; Adam on MSE + VQ loss for ``config.steps``
+    steps of ``config.batch_size`` frames; deterministic given ``config.seed``.
+    """
+    rng = np.random.default_rng(config.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        channels = split.x.shape[2]
+        model = VQAutoencoder(channels, config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.5, 0.9))
+    frames = split.x.shape[1]
+    model.train()
+    start = time.perf_counter()
+    with torch.enable_grad():
+        _fit(model, opt, split, config, rng, frames, device, value_range, progress)
+    log.info("trained VQ autoencoder in %.1fs", time.perf_counter() - start)
+    return model.eval()
+
+
+def _fit(model, opt, split, config, rng, frames, device, value_range, progress) -> None:
+    for step in range(config.steps):
+        rows = np.sort(rng.integers(0, len(split), config.batch_size))
+        x = _frames(split, rows, rng.integers(0, frames, config.batch_size), value_range).to(device)
+        x_hat, q = model(x)
+        loss = F.mse_loss(x_hat, x) + q.loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress and (step % 200 == 0 or step == config.steps - 1):
+            log.info("vqae step %d/%d loss %.4f perplexity %.1f", step, config.steps, float(loss), float(q.perplexity))
+
+
+def vqae_cache_path(fingerprint: str, channels: int, config: VQAEConfig) -> Path:
+    """Where the autoencoder of a dataset (fingerprint) and config is cached."""
+    key = content_hash({"fingerprint": fingerprint, "channels": channels, "config": asdict(config),
+                        "version": VQAE_VERSION}, length=20)
+    return cache_root() / "vqae" / key / "vqae.pt"
+
+
+def load_or_train_vqae(split, fingerprint: str, config: VQAEConfig, *, device: torch.device | str = "cpu",
+                       value_range: tuple[float, float] = (0.0, 1.0)) -> VQAutoencoder:
+    """The cached autoencoder for this dataset and config, training (and caching) it on a miss."""
+    channels = split.x.shape[2]
+    path = vqae_cache_path(fingerprint, channels, config)
+    model = VQAutoencoder(channels, config)
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.to(device).eval()
+    model = train_vqae(split, config, device=device, value_range=value_range)
+    atomic_torch_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"fingerprint": fingerprint, **asdict(config)}, indent=2))
+    return model
