@@ -125,3 +125,21 @@ def test_trainer_fit(tmp_path):
     result = Trainer(model, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False).fit()
     assert result.steps == 4 and result.best_val is not None
     assert not DiViD.can_sample()
+
+
+def test_v_prediction_converts_to_the_true_noise():
+    """An oracle network that outputs the true v must give the true eps to the samplers, and zero loss."""
+    model = build(prediction="v", loss_frames=None, ortho_weight=0.0)
+    x0 = torch.rand(3, 3, 16, 16) * 2 - 1
+    noise = torch.randn(3, 3, 16, 16)
+    t = torch.tensor([0, 10, 19])
+    x_t = model.schedule.q_sample(x0, t, noise)
+    abar = model.schedule.at(model.schedule.alphas_cumprod, t, x0)
+    v = abar.sqrt() * noise - (1 - abar).sqrt() * x0
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, steps, context=None):
+            return v
+
+    model.unet = Oracle()
+    assert torch.allclose(model.eps(x_t, t, None), noise, atol=1e-4)
