@@ -1,0 +1,163 @@
+"""Training and decoding cost of the methods, per method and profile.
+
+For every (method, profile) it builds the method on a synthetic-sprites-shaped spec (no data is
+read: speed does not depend on pixel values or weights) and measures
+
+* training steps per second (the framework's optimizer, batch size of the profile, after warm-up;
+  the fastest of ``--steps`` steps, the least disturbed by other load on a shared machine),
+* decode time per clip (``decode(encode(x))``, best of two) and the network evaluations per decoded
+  frame (NFE), plus, for DiffSDA, the ODE-inversion reconstruction (``reconstruct``) per clip,
+* peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each
+  cell runs in a fresh subprocess so the peaks do not mix).
+
+CPU by default; ``--device cuda`` when one is available. Examples::
+
+    python benchmarks/method_speed.py                                  # diffsda, divid, dbse; smoke+quick; CPU
+    python benchmarks/method_speed.py --device cuda --profiles smoke,quick,paper
+    python benchmarks/method_speed.py --methods divid --set divid.sampler_steps=50 --size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def best_of(repeats: int, fn, sync) -> float:
+    """Fastest of ``repeats`` timed calls (the least disturbed by other load on a shared machine)."""
+    best = float("inf")
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(method_name: str, profile: str, device_name: str, size: int, frames: int, steps: int,
+            decode_clips: int, threads: int | None, overrides: dict[str, str], repeats: int = 2) -> dict:
+    import torch
+
+    from seqbench.config import parse_set_options
+    from seqbench.method import Batch, Method
+    from seqbench.plugins import load_plugins
+    from seqbench.runner import resolve_config
+    from seqbench.trainer import build_optimizer
+    from seqbench.types import DataSpec
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    plugins = load_plugins()
+    cls = plugins.methods.get(method_name)
+    spec = DataSpec("synthetic-sprites", "video", frames, 3, size, size, family="sprites", fingerprint="bench")
+    config = resolve_config(cls, profile, spec, parse_set_options(
+        [f"{k}={v}" for k, v in overrides.items() if k.split(".")[0] == method_name]))
+    torch.manual_seed(0)
+    method = cls(config, spec).to(device)
+    params = sum(p.numel() for p in method.parameters())
+    optimizer = build_optimizer(config, [p for p in method.parameters() if p.requires_grad])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(config.batch_size, frames, 3, size, size, generator=gen).to(device)
+    batch = Batch(x, {}, torch.arange(config.batch_size))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    method.train()
+    times = []
+    for i in range(steps + 1):  # the first step is warm-up
+        sync()
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(config.amp) and device.type == "cuda"):
+            loss = method.training_step(batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync()
+        if i:
+            times.append(time.perf_counter() - start)
+    method.eval()
+    clips = x[:decode_clips]
+    with torch.no_grad():
+        method.decode(method.encode(clips[:1]), generator=torch.Generator().manual_seed(0))  # warm-up
+        decode_s = best_of(repeats, lambda: method.decode(method.encode(clips), generator=torch.Generator()),
+                           sync) / len(clips)
+        recon_s = None
+        if type(method).reconstruct is not Method.reconstruct:  # a method-specific reconstruction path
+            recon_s = best_of(repeats, lambda: method.reconstruct(clips, generator=torch.Generator()), sync) / len(clips)
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"method": method_name, "profile": profile, "device": device_name, "size": size, "frames": frames,
+            "params_M": params / 1e6, "batch": config.batch_size, "steps_per_s": 1.0 / min(times),
+            "decode_s_per_clip": decode_s, "nfe": int(getattr(method, "nfe", 1)),
+            "reconstruct_s_per_clip": recon_s, "peak_mem_MB": peak_mb, "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="diffsda,divid,dbse")
+    parser.add_argument("--profiles", default="smoke,quick")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=64, help="frame size (synthetic-sprites: 64 or 32)")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up step)")
+    parser.add_argument("--decode-clips", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                        help="config override, as in `seqbench run --set`")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: METHOD:PROFILE in this process
+    args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
+
+    if args.one:
+        method, profile = args.one.split(":")
+        row = measure(method, profile, args.device, args.size, args.frames, args.steps, args.decode_clips,
+                      args.threads, overrides)
+        print(json.dumps(row))
+        return
+
+    rows = []
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
+            cmd = [sys.executable, os.path.abspath(__file__), "--one", f"{method}:{profile}", "--device", args.device,
+                   "--size", str(args.size), "--frames", str(args.frames), "--steps", str(args.steps),
+                   "--decode-clips", str(args.decode_clips)] + sum((["--set", s] for s in args.set), [])
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{method}/{profile}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"  measured {method}/{profile}", file=sys.stderr, flush=True)
+    from tabulate import tabulate
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"device {args.device}, {args.size}px x {args.frames} frames, load average {load:.1f}")
+    table = [[r["method"], r["profile"], f"{r['params_M']:.2f}", r["batch"], f"{r['steps_per_s']:.3g}",
+              f"{r['decode_s_per_clip']:.3g}", r["nfe"],
+              "-" if r["reconstruct_s_per_clip"] is None else f"{r['reconstruct_s_per_clip']:.3g}",
+              f"{r['peak_mem_MB']:.0f}"] for r in rows]
+    print(tabulate(table, headers=["method", "profile", "params (M)", "batch", "train steps/s", "decode s/clip",
+                                   "NFE/frame", "reconstruct s/clip", "peak MB"], tablefmt="github"))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
