@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a method setting, e.g. --set dbse.lr=1e-3 (KEY=VALUE for all methods)")
     run.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
                      help="dataset adapter option, e.g. --data-option synthetic-sprites.size=32")
+    run.add_argument("--metric-option", dest="metric_options", action="append", default=[],
+                     metavar="METRIC.KEY=VALUE", help="metric option, e.g. --metric-option akd.backend=face-alignment")
     run.add_argument("--config", type=Path, help="TOML file with run options and [set.METHOD] tables")
     run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("name")
     data.add_argument("--source", type=Path, help="directory with the raw files (prepare)")
     data.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="KEY=VALUE")
+    data.add_argument("--strict", action="store_true", help="make a corrupt or unreadable file fatal instead of skipped")
     data.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the results' tracking store")
@@ -127,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions()
     file_cfg: dict[str, Any] = load_toml_config(args.config) if args.config else {}
     known = {"methods", "metrics", "datasets", "dataset", "profile", "seeds", "device", "output", "limit", "set",
-             "plugins", "data_options"}
+             "plugins", "data_options", "metric_options"}
     unknown = sorted(set(file_cfg) - known)
     if unknown:
         raise SeqbenchError(f"--config {args.config}: unknown keys {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
@@ -160,6 +163,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if "*" in data_options:
         raise SeqbenchError("--data-option needs DATASET.KEY=VALUE, e.g. --data-option synthetic-sprites.size=32")
     options.dataset_options = data_options
+    metric_options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (file_cfg.get("metric_options") or {}).items()}
+    for scope, values in parse_set_options(args.metric_options).items():
+        metric_options.setdefault(scope, {}).update({k: _literal(v) for k, v in values.items()})
+    if "*" in metric_options:
+        raise SeqbenchError("--metric-option needs METRIC.KEY=VALUE, e.g. --metric-option judge.niter=5")
+    options.metric_options = metric_options
     options.plugins = list(file_cfg.get("plugins", [])) + args.plugins
     options.dry_run = args.dry_run
     options.retrain = args.retrain
@@ -186,10 +195,11 @@ def _print_summary(frame, run) -> None:
     rows = []
     for _, row in frame.iterrows():
         value = format_value(row["value"]) if row["status"] == "ok" else row["status"]
-        if row["status"] == "ok" and row["ci_low"] is not None and row["ci_low"] == row["ci_low"]:
+        if row["status"] == "ok" and isinstance(row["ci_low"], float) and row["ci_low"] == row["ci_low"]:
             value += f" [{format_value(row['ci_low'])}, {format_value(row['ci_high'])}]"
-        rows.append([row["dataset"], row["method"], row["seed"], row["metric"], row["key"] or "", value,
-                     (row["reason"] or "")[:90]])
+        reason = row["reason"] if isinstance(row["reason"], str) else ""  # pandas turns None into NaN
+        key = row["key"] if isinstance(row["key"], str) else ""
+        rows.append([row["dataset"], row["method"], row["seed"], row["metric"], key, value, reason[:90]])
     print(tabulate(rows, headers=["dataset", "method", "seed", "metric", "key", "value", "note"], tablefmt="simple"))
     errors = frame[frame["status"] == "error"].drop_duplicates(["dataset", "method", "seed", "metric"])
     print(f"\nresults: {run.output / 'results.jsonl'}")
@@ -265,6 +275,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     plugins = load_plugins(args.plugins)
     cls = plugins.datasets.get(args.name)
     options = _parse_kv(args.data_options, scoped=False)["*"]
+    if args.strict:
+        options["strict"] = True
     adapter = cls(**options)
     if args.action == "prepare":
         path = adapter.prepare(args.source) if args.source is not None else adapter.prepare()

@@ -159,11 +159,13 @@ def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor
     while step < config.max_steps:
         index = batch_indices(len(train), config.batch_size, config.seed, step)
         batch = make_batch(train, index) if make_batch else train.batch(index).to(device)
-        loss = loss_fn(model, batch)
+        with torch.enable_grad():  # evaluators are fitted on first use, possibly inside a metric's no_grad
+            loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
             raise RuntimeError(f"{desc}: non-finite loss {loss.item()} at step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with torch.enable_grad():
+            loss.backward()
         optimizer.step()
         step += 1
         if step % config.val_every == 0 or step == config.max_steps:

@@ -9,6 +9,7 @@ a (method, dataset) pair says why via :meth:`Metric.applicable`; the runner reco
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,10 @@ class EvalContext:
         method is scored on the same pairs. Pairs never match an item with itself.
         """
         n_pairs = n_items if n_pairs is None else n_pairs
-        seed = int(spec.fingerprint[:8] or "0", 16) if spec.fingerprint else 0
+        try:  # fingerprints are hex content hashes; hash anything else (e.g. a plugin's own tag)
+            seed = int(spec.fingerprint[:8], 16)
+        except ValueError:
+            seed = int(hashlib.sha256(spec.fingerprint.encode()).hexdigest()[:8], 16)
         rng = np.random.default_rng(seed)
         a = rng.permutation(n_items)[: min(n_pairs, n_items)] if n_pairs <= n_items else rng.integers(0, n_items, n_pairs)
         shift = rng.integers(1, max(2, n_items), size=len(a))

@@ -45,6 +45,7 @@ class RunOptions:
     limit: int | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: list[str] = field(default_factory=list)
     dry_run: bool = False
     progress: bool = True
@@ -174,7 +175,9 @@ class Runner:
                     for metric in metrics:
                         mcls = self.plugins.metrics.get(metric)
                         cell_key = content_hash({"model": key, "metric": metric, "metric_version": mcls.version,
-                                                 "limit": opts.limit}, length=20)
+                                                 "limit": opts.limit,
+                                                 **({"options": opts.metric_options[metric]}
+                                                    if opts.metric_options.get(metric) else {})}, length=20)
                         cells.append(Cell(unit, metric, mcls.version, cell_key))
         return units, cells, skipped
 
@@ -313,7 +316,7 @@ class Runner:
         from .metric import EvalContext, EvalData
 
         unit = cell.unit
-        metric = self.plugins.metrics.get(cell.metric)()
+        metric = self.plugins.metrics.get(cell.metric)(**self.options.metric_options.get(cell.metric, {}))
         reason = metric.applicable(method, unit.spec)
         if reason:
             return [self._row(run, unit, cell.metric, cell, None, status=NOT_APPLICABLE, reason=reason)]
@@ -335,7 +338,8 @@ class Runner:
             self._log(f"{unit.label}/{cell.metric} failed:\n{traceback.format_exc()}")
             return [self._row(run, unit, cell.metric, cell, None, status=ERROR, reason=_describe(exc))]
         duration = time.perf_counter() - start
-        rows = []
+        rows = [self._row(run, unit, cell.metric, cell, key, status=NOT_APPLICABLE, reason=reason)
+                for key, reason in ctx.not_applicable.items()]
         for key, value in values.items():
             mv = value if isinstance(value, MetricValue) else MetricValue(float(value))
             rows.append(self._row(run, unit, cell.metric, cell, key, value=mv,
