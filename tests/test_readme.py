@@ -20,7 +20,7 @@ def test_readme_quick_start_matches_ci():
     ci = (README.parent / ".ci" / "run").read_text().replace("--quiet ", "")
     quick = _blocks("bash")[0]
     assert "pip install torch==2.13.0" in quick and "pip install torch==2.13.0" in ci
-    assert 'pip install -e ".[test]"' in quick and 'pip install -e ".[test,data,faces]"' in ci
+    assert 'pip install -e ".[test,data,faces]"' in quick and 'pip install -e ".[test,data,faces]"' in ci
     assert "\npytest" in quick and "\npytest" in ci
 
 
