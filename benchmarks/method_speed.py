@@ -10,11 +10,21 @@ read: speed does not depend on pixel values or weights) and measures
 * peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each
   cell runs in a fresh subprocess so the peaks do not mix).
 
-CPU by default; ``--device cuda`` when one is available. Examples::
+CPU by default; ``--device cuda`` when one is available.
+
+``--quality MODEL_DIR`` instead scores a *trained* model from the runner's cache
+(``$SEQBENCH_CACHE/models/<method>/<key>``, config read from its ``meta.json``) on the first
+``--clips`` test clips of its dataset, once per decoder setting in ``--sweep`` (``ddim:N`` for DDIM
+with N steps, ``ddpm`` for the full ancestral chain, ``heun:N`` for DiffSDA's Heun sampler with N
+steps, ``recon`` for DiffSDA's ODE-inversion reconstruction): reconstruction MSE / PSNR of
+``decode(encode(x))`` against ``x``, seconds per clip and NFE - the quality/speed trade-off.
+
+Examples::
 
     python benchmarks/method_speed.py                                  # diffsda, divid, dbse; smoke+quick; CPU
     python benchmarks/method_speed.py --device cuda --profiles smoke,quick,paper
     python benchmarks/method_speed.py --methods divid --set divid.sampler_steps=50 --size 32
+    python benchmarks/method_speed.py --quality $SEQBENCH_CACHE/models/divid/<key> --sweep ddim:5,ddim:10,ddim:50,ddpm
 """
 
 from __future__ import annotations
@@ -105,6 +115,68 @@ def measure(method_name: str, profile: str, device_name: str, size: int, frames:
             "reconstruct_s_per_clip": recon_s, "peak_mem_MB": peak_mb, "threads": torch.get_num_threads()}
 
 
+def quality(model_dir: str, sweep: list[str], clips: int, device_name: str, threads: int | None,
+            data_options: dict[str, str]) -> list[dict]:
+    """Reconstruction quality and decode time of a trained model under several decoder settings."""
+    import dataclasses
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from seqbench.functional import mse as mse_fn
+    from seqbench.functional import psnr as psnr_fn
+    from seqbench.nn import heun_nfe
+    from seqbench.plugins import load_plugins
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    meta = json.loads((Path(model_dir) / "meta.json").read_text())
+    plugins = load_plugins()
+    cls = plugins.methods.get(meta["method"])
+    adapter = plugins.datasets.get(meta["dataset"])(**data_options)
+    spec = adapter.spec
+    if spec.fingerprint != meta["fingerprint"]:
+        raise SystemExit(f"{model_dir} was trained on {meta['dataset']} with fingerprint {meta['fingerprint']}, "
+                         f"not {spec.fingerprint}: pass the run's dataset options, e.g. --data-option size=32")
+    base = cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+    test = adapter.split("test")
+    x = test.batch(np.arange(min(clips, len(test)))).x.to(device)
+    lo, hi = spec.value_range
+    rows = []
+    for setting in sweep:
+        kind, _, n = setting.partition(":")
+        if kind == "ddim":
+            config, nfe = dataclasses.replace(base, sampler="ddim", sampler_steps=int(n)), None
+        elif kind == "ddpm":
+            config, nfe = dataclasses.replace(base, sampler="ddpm"), None
+        elif kind in ("heun", "recon"):
+            config = dataclasses.replace(base, sampler_steps=int(n or base.sampler_steps))
+            nfe = heun_nfe(config.sampler_steps) if kind == "heun" else (
+                heun_nfe(config.sampler_steps) + 2 * config.sampler_steps - 3)
+        else:
+            raise SystemExit(f"unknown sweep setting {setting!r}; use ddim:N, ddpm, heun:N or recon[:N]")
+        method = cls(config, spec)
+        method.load_state_dict(torch.load(Path(model_dir) / "model.pt", map_location="cpu", weights_only=True))
+        method.to(device).eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            out = method.reconstruct(x, generator=gen) if kind == "recon" else method.decode(method.encode(x), generator=gen)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - start) / len(x)
+        out = out.float().clamp(lo, hi).cpu().numpy()
+        ref = x.cpu().numpy()
+        rows.append({"method": meta["method"], "setting": setting, "nfe": nfe or int(getattr(method, "nfe", 1)),
+                     "mse": float(np.mean(mse_fn(ref, out))),
+                     "psnr": float(np.mean(psnr_fn(ref, out, data_range=hi - lo, max_db=100.0))),
+                     "s_per_clip": seconds, "clips": len(x)})
+        print(f"  {setting}: done", file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="diffsda,divid,dbse")
@@ -118,9 +190,29 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="config override, as in `seqbench run --set`")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--quality", default=None, metavar="MODEL_DIR",
+                        help="score a trained cached model under the --sweep decoder settings")
+    parser.add_argument("--sweep", default="ddim:5,ddim:10,ddim:20,ddim:50,ddpm")
+    parser.add_argument("--clips", type=int, default=8, help="test clips for --quality")
+    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset option of the run that trained the --quality model (e.g. size=32)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: METHOD:PROFILE in this process
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
+
+    if args.quality:
+        from tabulate import tabulate
+
+        rows = quality(args.quality, [s.strip() for s in args.sweep.split(",") if s.strip()], args.clips,
+                       args.device, args.threads, dict(o.split("=", 1) for o in args.data_option))
+        print(f"device {args.device}, {rows[0]['clips'] if rows else 0} test clips")
+        print(tabulate([[r["method"], r["setting"], r["nfe"], f"{r['mse']:.4g}", f"{r['psnr']:.2f}",
+                         f"{r['s_per_clip']:.3g}"] for r in rows],
+                       headers=["method", "decoder", "NFE/frame", "MSE", "PSNR (dB)", "s/clip"], tablefmt="github"))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=2)
+        return
 
     if args.one:
         method, profile = args.one.split(":")
