@@ -173,6 +173,10 @@ class Trainer:
         step, best_val, best_step = 0, None, -1
         if ckpt_path.exists():
             step, best_val, best_step = self._restore(torch.load(ckpt_path, map_location=self.device, weights_only=True))
+            import sys
+
+            print(f"[seqbench] {self.desc}: resuming from checkpoint at step {step}/{self.steps} ({ckpt_path})",
+                  file=sys.stderr, flush=True)
         resumed_from = step
         start = time.perf_counter()
         self.method.train()
