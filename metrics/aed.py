@@ -31,8 +31,10 @@ class AverageEuclideanDistance(FrameDistanceMetric):
         MetricOutput("aed/recon", False, "identity distance, reconstruction", chance_key="chance/aed/recon"),
         MetricOutput("aed/swap", False, "identity distance, static frozen: x_a vs decode(s_a, d_b)",
                      chance_key="chance/aed/swap"),
-        MetricOutput("aed/recon_failure", False, "fraction of frames excluded (no face on either side)"),
-        MetricOutput("aed/swap_failure", False, "fraction of frames excluded (no face on either side)"),
+        MetricOutput("aed/recon_failure", False, "fraction of frames excluded (no face on either side)",
+                     headline=False),
+        MetricOutput("aed/swap_failure", False, "fraction of frames excluded (no face on either side)",
+                     headline=False),
     )
 
     def distance(self, ref, gen, opts: dict[str, Any]):

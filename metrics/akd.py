@@ -35,8 +35,10 @@ class AverageKeypointDistance(FrameDistanceMetric):
         MetricOutput("akd/recon", False, "keypoint distance, reconstruction (px)", chance_key="chance/akd/recon"),
         MetricOutput("akd/swap", False, "keypoint distance, dynamics frozen: x_a vs decode(s_b, d_a) (px)",
                      chance_key="chance/akd/swap"),
-        MetricOutput("akd/recon_failure", False, "fraction of frames excluded (detection failed on either side)"),
-        MetricOutput("akd/swap_failure", False, "fraction of frames excluded (detection failed on either side)"),
+        MetricOutput("akd/recon_failure", False, "fraction of frames excluded (detection failed on either side)",
+                     headline=False),
+        MetricOutput("akd/swap_failure", False, "fraction of frames excluded (detection failed on either side)",
+                     headline=False),
     )
 
     def distance(self, ref, gen, opts: dict[str, Any]):

@@ -60,11 +60,12 @@ class JudgeAccuracy(Metric):
         MetricOutput("sample/fixed_static/acc_", True,
                      "per head; higher is better for static heads (kept), lower for dynamic heads (resampled)"),
         MetricOutput("sample/fixed_dynamic/is", True, "inception score of the primary dynamic head"),
-        MetricOutput("sample/fixed_dynamic/h_yx", False, "H(y|x) of the primary dynamic head"),
-        MetricOutput("sample/fixed_dynamic/h_y", True, "H(y) of the primary dynamic head"),
-        MetricOutput("sample/fixed_static/is", True, "inception score of the primary dynamic head"),
-        MetricOutput("sample/fixed_static/h_yx", False, "H(y|x) of the primary dynamic head"),
-        MetricOutput("sample/fixed_static/h_y", True, "H(y) of the primary dynamic head"),
+        MetricOutput("sample/fixed_dynamic/h_yx", False, "H(y|x) of the primary dynamic head", headline=False),
+        MetricOutput("sample/fixed_dynamic/h_y", True, "H(y) of the primary dynamic head", headline=False),
+        MetricOutput("sample/fixed_static/is", True, "inception score of the primary dynamic head",
+                     headline=False),
+        MetricOutput("sample/fixed_static/h_yx", False, "H(y|x) of the primary dynamic head", headline=False),
+        MetricOutput("sample/fixed_static/h_y", True, "H(y) of the primary dynamic head", headline=False),
     )
     requires = Requirements(decode=True, labels=("static", "dynamic"), modality=("video",))
 

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--profile", help="only results of this profile")
     board.add_argument("--ci", action="store_true", help="show bootstrap 95%% intervals")
     board.add_argument("-o", "--output", type=Path, help="write to this file (one dataset) or directory")
+    board.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     data = sub.add_parser("data", help="prepare, describe or verify datasets")
     data.add_argument("action", choices=("prepare", "info", "verify"))
@@ -239,7 +240,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import write_leaderboards, render_dataset, _frame
+    from .leaderboard import _frame, headline_keys, render_dataset, write_leaderboards
+    from .plugins import load_plugins
     from .results import load_results
 
     if args.source == "mlflow":
@@ -248,17 +250,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         frame = load_results_from_mlflow()
     else:
         frame = load_results(args.source)
+    plugins = load_plugins(args.plugins)
     datasets = args.dataset or sorted(frame["dataset"].dropna().unique())
     metric_order = list(dict.fromkeys(frame["metric"].dropna()))
     if args.output and (len(datasets) > 1 or args.output.is_dir()):
-        for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile):
+        for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile,
+                                       plugins=plugins):
             print(f"wrote {path}")
         return 0
     for dataset in datasets:
         if dataset not in set(frame["dataset"]):
             raise SeqbenchError(f"no results for dataset {dataset!r} in {args.source}; present: "
                                 f"{', '.join(sorted(frame['dataset'].dropna().unique()))}")
-        text = render_dataset(_frame(frame), dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile)
+        text = render_dataset(_frame(frame), dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile,
+                              headlines=headline_keys(plugins))
         if args.output:
             from .utils import atomic_write_text
 

@@ -78,25 +78,29 @@ def select_rows(frame: "pd.DataFrame", dataset: str, profile: str | None = None)
     return data
 
 
-def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[str] | None = None,
-                   show_ci: bool = False, profile: str | None = None) -> str:
-    """One dataset's leaderboard as markdown (tabulate ``pipe`` format) with a provenance footer."""
+def headline_keys(plugins: Any) -> dict[str, set[str]]:
+    """Metric name -> the keys its declaration marks ``headline`` (the summary table's columns)."""
+    keys: dict[str, set[str]] = {}
+    for name in plugins.metrics.names():
+        metric = plugins.metrics.get(name)
+        keys[name] = {out.key for out in getattr(metric, "outputs", ()) if getattr(out, "headline", True)}
+    return keys
+
+
+# A detail table wider than this is split by the keys' parent path (swap/..., sample/fixed_static/...).
+_MAX_DETAIL_COLUMNS = 10
+
+
+def _table(scores: "pd.DataFrame", extras: "pd.DataFrame", columns: list[str], methods: list[str],
+           *, labels: dict[str, str] | None = None, show_ci: bool = False) -> str:
+    """Methods x ``columns`` as a pipe table: mean ± std over seeds, best in bold, ceiling/chance rows."""
     from tabulate import tabulate
 
-    data = select_rows(frame, dataset, profile)
-    if data.empty:
-        return f"# {dataset}\n\nNo comparable results (runs made with --limit are left out).\n"
-    data = data.assign(column=[_column_name(k, b if isinstance(b, str) else None)
-                               for k, b in zip(data["key"], data["backend"])])
-    special = data["key"].str.startswith(CHANCE) | data["key"].str.startswith(CEILING)
-    scores, extras = data[~special], data[special]
-    metric_rank = {m: i for i, m in enumerate(metric_order or [])}
-    columns = sorted(scores["column"].unique(),
-                     key=lambda c: (metric_rank.get(scores[scores["column"] == c]["metric"].iloc[0], 99), c))
+    labels = labels or {}
     direction = {c: bool(scores[scores["column"] == c]["higher_is_better"].iloc[0]) for c in columns}
-    stats = scores.groupby(["method", "column"])["value"].agg(["mean", "std", "count"])
-    ci = scores.groupby(["method", "column"])[["ci_low", "ci_high"]].mean()
-    methods = sorted(scores["method"].unique())
+    subset = scores[scores["column"].isin(columns)]
+    stats = subset.groupby(["method", "column"])["value"].agg(["mean", "std", "count"])
+    ci = subset.groupby(["method", "column"])[["ci_low", "ci_high"]].mean()
     best = {}
     for column in columns:
         means = {m: stats.loc[(m, column), "mean"] for m in methods if (m, column) in stats.index}
@@ -127,10 +131,53 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
             continue
         values = rows.assign(target=[_column_name(k[len(prefix):], b if isinstance(b, str) else None)
                                      for k, b in zip(rows["key"], rows["backend"])]).groupby("target")["value"].mean()
-        table.append([f"*{label}*"] + [f"*{format_value(values[c])}*" if c in values.index else "" for c in columns])
-    headers = ["method"] + [f"{c} {'↑' if direction[c] else '↓'}" for c in columns]
-    body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
-    return f"# {dataset}\n\n{body}\n\n{_footer(data)}\n"
+        if any(c in values.index for c in columns):
+            table.append([f"*{label}*"] + [f"*{format_value(values[c])}*" if c in values.index else "" for c in columns])
+    headers = ["method"] + [f"{labels.get(c, c)} {'↑' if direction[c] else '↓'}" for c in columns]
+    return tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
+
+
+def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[str] | None = None,
+                   show_ci: bool = False, profile: str | None = None,
+                   headlines: dict[str, set[str]] | None = None) -> str:
+    """One dataset's leaderboard as markdown (tabulate ``pipe`` format) with a provenance footer.
+
+    With ``headlines`` (see :func:`headline_keys`) a summary table holds each metric's headline
+    keys and every other key (per head, per frame, failure rates) goes into the metric's own detail
+    section, so no table grows beyond a screen; without it, one table holds every key.
+    """
+    data = select_rows(frame, dataset, profile)
+    if data.empty:
+        return f"# {dataset}\n\nNo comparable results (runs made with --limit are left out).\n"
+    data = data.assign(column=[_column_name(k, b if isinstance(b, str) else None)
+                               for k, b in zip(data["key"], data["backend"])])
+    special = data["key"].str.startswith(CHANCE) | data["key"].str.startswith(CEILING)
+    scores, extras = data[~special], data[special]
+    metric_rank = {m: i for i, m in enumerate(metric_order or [])}
+    metric_of = dict(zip(scores["column"], scores["metric"]))
+    key_of = dict(zip(scores["column"], scores["key"]))
+    backend_of = dict(zip(scores["column"], scores["backend"]))
+    columns = sorted(metric_of, key=lambda c: (metric_rank.get(metric_of[c], 99), metric_of[c], c))
+    methods = sorted(scores["method"].unique())
+    if headlines is None:
+        return f"# {dataset}\n\n{_table(scores, extras, columns, methods, show_ci=show_ci)}\n\n{_footer(data)}\n"
+    summary = [c for c in columns if key_of[c] in headlines.get(metric_of[c], {key_of[c]})]
+    parts = [f"# {dataset}", _table(scores, extras, summary, methods, show_ci=show_ci) if summary else ""]
+    details = [c for c in columns if c not in summary]
+    for metric in dict.fromkeys(metric_of[c] for c in details):
+        own = [c for c in details if metric_of[c] == metric]
+        groups: dict[str, list[str]] = {"": own}
+        if len(own) > _MAX_DETAIL_COLUMNS:
+            groups = {}
+            for c in own:
+                groups.setdefault(key_of[c].rpartition("/")[0], []).append(c)
+        for group, group_columns in groups.items():
+            backends = sorted({b for b in (backend_of[c] for c in group_columns) if isinstance(b, str)})
+            title = f"## {metric}" + (f": {group}" if group else "") + (f" [{', '.join(backends)}]" if backends else "")
+            labels = {c: key_of[c][len(group) + 1:] if group else key_of[c] for c in group_columns}
+            parts += [title, _table(scores, extras, group_columns, methods, labels=labels, show_ci=show_ci)]
+    parts.append(_footer(data))
+    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def _footer(data: "pd.DataFrame") -> str:
@@ -150,12 +197,17 @@ def _footer(data: "pd.DataFrame") -> str:
 
 def write_leaderboards(rows, directory: Path, *, datasets: list[str] | None = None, plugins=None,
                        show_ci: bool = False, profile: str | None = None) -> list[Path]:
-    """Render every dataset present in ``rows`` into ``directory/<dataset>.md``; returns the paths."""
+    """Render every dataset present in ``rows`` into ``directory/<dataset>.md``; returns the paths.
+
+    ``plugins`` (the loaded registry) supplies each metric's headline keys for the summary table.
+    """
     frame = _frame(rows)
     written = []
     metric_order = list(dict.fromkeys(frame["metric"].dropna()))
+    headlines = headline_keys(plugins) if plugins is not None else None
     for dataset in datasets or sorted(frame["dataset"].dropna().unique()):
-        text = render_dataset(frame, dataset, metric_order=metric_order, show_ci=show_ci, profile=profile)
+        text = render_dataset(frame, dataset, metric_order=metric_order, show_ci=show_ci, profile=profile,
+                              headlines=headlines)
         path = Path(directory) / f"{dataset}.md"
         atomic_write_text(path, text)
         written.append(path)

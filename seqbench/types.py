@@ -113,6 +113,9 @@ class MetricOutput:
     higher_is_better: bool
     description: str = ""
     chance_key: str | None = None
+    # Shown in the leaderboard's summary table; False puts it with the per-head / per-frame detail
+    # keys in the metric's own section (keys emitted under a prefix output are always detail).
+    headline: bool = True
 
 
 @dataclass

@@ -1,0 +1,53 @@
+"""Leaderboard layout: a headline summary table plus per-metric detail sections, on real plugin declarations."""
+
+from __future__ import annotations
+
+from seqbench.leaderboard import _frame, headline_keys, render_dataset
+from seqbench.plugins import load_plugins
+
+
+def _row(method: str, seed: int, metric: str, key: str, value: float, higher: bool, backend: str | None = None):
+    return dict(run_id="r1", timestamp="2026-11-23T00:00:00", dataset="toy", method=method, seed=seed, metric=metric,
+                key=key, value=value, higher_is_better=higher, status="ok", backend=backend, profile="quick",
+                metric_version="1", method_version="1", dataset_fingerprint="f", seqbench_version="0",
+                git_sha="abc", device="cpu")
+
+
+def _rows():
+    rows = []
+    for method, base in (("alpha", 0.9), ("beta", 0.5)):
+        for seed in (0, 1):
+            jitter = 0.01 * seed
+            rows += [_row(method, seed, "judge", "swap/joint", base + jitter, True, "judge-x"),
+                     _row(method, seed, "judge", "sample/fixed_static/h_y", 1.0, True, "judge-x")]
+            rows += [_row(method, seed, "judge", f"swap/acc_head{i}", base, True, "judge-x") for i in range(6)]
+            rows += [_row(method, seed, "judge", f"sample/fixed_dynamic/acc_head{i}", base, True, "judge-x")
+                     for i in range(6)]
+            rows += [_row(method, seed, "mse", "mse", 1 - base, False), _row(method, seed, "mse", "mse/frame0", 0.1, False)]
+    rows += [_row("alpha", 0, "judge", "ceiling/swap/joint", 1.0, True, "judge-x"),
+             _row("alpha", 0, "mse", "chance/mse", 0.5, False)]
+    return rows
+
+
+def test_summary_holds_headline_keys_and_details_are_split_by_group():
+    headlines = headline_keys(load_plugins())
+    assert "swap/joint" in headlines["judge"] and "sample/fixed_static/h_y" not in headlines["judge"]
+    text = render_dataset(_frame(_rows()), "toy", metric_order=["judge", "mse"], headlines=headlines)
+    sections = text.split("\n\n")
+    summary = next(s for s in sections if s.startswith("| method"))
+    header = summary.splitlines()[0]
+    assert "swap/joint [judge-x] ↑" in header and "mse ↓" in header
+    assert "acc_head" not in header and "mse/frame0" not in header and "h_y" not in header
+    assert "**0.9050 ± 0.0071**" in summary  # mean ± std over two seeds, best in bold
+    assert "*judge ceiling*" in summary and "*chance*" in summary
+    # 13 judge detail keys > 10: split by parent path, leaf names as headers, backend in the heading.
+    assert "## judge: swap [judge-x]" in text and "## judge: sample/fixed_dynamic [judge-x]" in text
+    assert "## judge: sample/fixed_static [judge-x]" in text and "## mse" in text
+    swap_table = text.split("## judge: swap [judge-x]")[1].split("##")[0]
+    assert "acc_head0 ↑" in swap_table and "swap/acc_head0" not in swap_table
+    assert "Provenance" in text.splitlines()[-1]
+
+
+def test_without_plugin_declarations_one_table_holds_everything():
+    text = render_dataset(_frame(_rows()), "toy")
+    assert "##" not in text and "swap/acc_head3 [judge-x] ↑" in text and "mse/frame0 ↓" in text
