@@ -3,8 +3,9 @@
 For every (method, profile) it builds the method on a synthetic-sprites-shaped spec (no data is
 read: speed does not depend on pixel values or weights) and measures
 
-* training steps per second (the framework's optimizer, batch size of the profile, after warm-up;
-  the fastest of ``--steps`` steps, the least disturbed by other load on a shared machine),
+* training steps and samples (clips) per second (the framework's optimizer, batch size of the
+  profile, after warm-up; the fastest of ``--steps`` steps, the least disturbed by other load on a
+  shared machine),
 * decode time per clip (``decode(encode(x))``, best of two) and the network evaluations per decoded
   frame (NFE), plus, for DiffSDA, the ODE-inversion reconstruction (``reconstruct``) per clip,
 * peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each
@@ -21,7 +22,8 @@ steps, ``recon`` for DiffSDA's ODE-inversion reconstruction): reconstruction MSE
 
 Examples::
 
-    python benchmarks/method_speed.py                                  # diffsda, divid, dbse; smoke+quick; CPU
+    python benchmarks/method_speed.py                                  # every method; smoke+quick; CPU
+    python benchmarks/method_speed.py --methods dbse,spyl,cdsvae --profiles quick,paper --modality audio
     python benchmarks/method_speed.py --device cuda --profiles smoke,quick,paper
     python benchmarks/method_speed.py --methods divid --set divid.sampler_steps=50 --size 32
     python benchmarks/method_speed.py --quality $SEQBENCH_CACHE/models/divid/<key> --sweep ddim:5,ddim:10,ddim:50,ddpm
@@ -50,8 +52,18 @@ def best_of(repeats: int, fn, sync) -> float:
     return best
 
 
+def bench_spec(modality: str, size: int, frames: int):
+    """The data shape the benchmark feeds: synthetic-sprites (video) or synthetic-speech (audio: 201 bins)."""
+    from seqbench.types import DataSpec
+
+    if modality == "audio":
+        return DataSpec("synthetic-speech", "audio", frames, 201, 1, 1, family="speech", fingerprint="bench")
+    return DataSpec("synthetic-sprites", "video", frames, 3, size, size, family="sprites", fingerprint="bench")
+
+
 def measure(method_name: str, profile: str, device_name: str, size: int, frames: int, steps: int,
-            decode_clips: int, threads: int | None, overrides: dict[str, str], repeats: int = 2) -> dict:
+            decode_clips: int, threads: int | None, overrides: dict[str, str], repeats: int = 2,
+            modality: str = "video") -> dict:
     import torch
 
     from seqbench.config import parse_set_options
@@ -59,14 +71,13 @@ def measure(method_name: str, profile: str, device_name: str, size: int, frames:
     from seqbench.plugins import load_plugins
     from seqbench.runner import resolve_config
     from seqbench.trainer import build_optimizer
-    from seqbench.types import DataSpec
 
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device_name)
     plugins = load_plugins()
     cls = plugins.methods.get(method_name)
-    spec = DataSpec("synthetic-sprites", "video", frames, 3, size, size, family="sprites", fingerprint="bench")
+    spec = bench_spec(modality, size, frames)
     config = resolve_config(cls, profile, spec, parse_set_options(
         [f"{k}={v}" for k, v in overrides.items() if k.split(".")[0] == method_name]))
     torch.manual_seed(0)
@@ -74,7 +85,7 @@ def measure(method_name: str, profile: str, device_name: str, size: int, frames:
     params = sum(p.numel() for p in method.parameters())
     optimizer = build_optimizer(config, [p for p in method.parameters() if p.requires_grad])
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(config.batch_size, frames, 3, size, size, generator=gen).to(device)
+    x = torch.rand(config.batch_size, frames, spec.channels, spec.height, spec.width, generator=gen).to(device)
     batch = Batch(x, {}, torch.arange(config.batch_size))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -110,7 +121,8 @@ def measure(method_name: str, profile: str, device_name: str, size: int, frames:
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"method": method_name, "profile": profile, "device": device_name, "size": size, "frames": frames,
-            "params_M": params / 1e6, "batch": config.batch_size, "steps_per_s": 1.0 / min(times),
+            "modality": modality, "params_M": params / 1e6, "batch": config.batch_size,
+            "steps_per_s": 1.0 / min(times), "samples_per_s": config.batch_size / min(times),
             "decode_s_per_clip": decode_s, "nfe": int(getattr(method, "nfe", 1)),
             "reconstruct_s_per_clip": recon_s, "peak_mem_MB": peak_mb, "threads": torch.get_num_threads()}
 
@@ -179,7 +191,9 @@ def quality(model_dir: str, sweep: list[str], clips: int, device_name: str, thre
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="diffsda,divid,dbse")
+    parser.add_argument("--methods", default="all", help="comma-separated methods, or 'all' registered ones")
+    parser.add_argument("--modality", default="video", choices=("video", "audio"),
+                        help="video: synthetic-sprites frames of --size; audio: synthetic-speech 201-bin spectra")
     parser.add_argument("--profiles", default="smoke,quick")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=64, help="frame size (synthetic-sprites: 64 or 32)")
@@ -217,16 +231,23 @@ def main() -> None:
     if args.one:
         method, profile = args.one.split(":")
         row = measure(method, profile, args.device, args.size, args.frames, args.steps, args.decode_clips,
-                      args.threads, overrides)
+                      args.threads, overrides, modality=args.modality)
         print(json.dumps(row))
         return
 
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        from seqbench.plugins import load_plugins
+
+        registry = load_plugins().methods
+        spec = bench_spec(args.modality, args.size, args.frames)
+        methods = [m for m in registry.names() if registry.get(m).supports(spec) is None]
     rows = []
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+    for method in methods:
         for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
             cmd = [sys.executable, os.path.abspath(__file__), "--one", f"{method}:{profile}", "--device", args.device,
                    "--size", str(args.size), "--frames", str(args.frames), "--steps", str(args.steps),
-                   "--decode-clips", str(args.decode_clips)] + sum((["--set", s] for s in args.set), [])
+                   "--decode-clips", str(args.decode_clips), "--modality", args.modality] + sum((["--set", s] for s in args.set), [])
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True)
@@ -239,12 +260,15 @@ def main() -> None:
     from tabulate import tabulate
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"device {args.device}, {args.size}px x {args.frames} frames, load average {load:.1f}")
+    shape = "201 bins" if args.modality == "audio" else f"{args.size}px"
+    print(f"device {args.device}, {args.modality} {shape} x {args.frames} frames, load average {load:.1f}")
     table = [[r["method"], r["profile"], f"{r['params_M']:.2f}", r["batch"], f"{r['steps_per_s']:.3g}",
+              f"{r['samples_per_s']:.3g}",
               f"{r['decode_s_per_clip']:.3g}", r["nfe"],
               "-" if r["reconstruct_s_per_clip"] is None else f"{r['reconstruct_s_per_clip']:.3g}",
               f"{r['peak_mem_MB']:.0f}"] for r in rows]
-    print(tabulate(table, headers=["method", "profile", "params (M)", "batch", "train steps/s", "decode s/clip",
+    print(tabulate(table, headers=["method", "profile", "params (M)", "batch", "train steps/s", "samples/s",
+                                   "decode s/clip",
                                    "NFE/frame", "reconstruct s/clip", "peak MB"], tablefmt="github"))
     if args.json:
         with open(args.json, "w") as fh:
