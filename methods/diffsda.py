@@ -45,9 +45,8 @@ How the contract's verbs map onto the paper (interpretation choices, stated once
 * **Patches.** ``patch_size = p`` folds ``p x p`` pixel patches into channels before the U-Nets
   (lossless space-to-depth): the CPU profile runs 64 px frames at 16 x 16 with ``p = 4``.
 * **Latent mode** needs the training split before training to fit (or load) the VQ autoencoder:
-  :meth:`DiffSDA.prepare`. The framework's runner does not yet call such a hook; until it does,
-  latent mode is usable from Python (call ``prepare(train_split)`` before training) and refuses to
-  train without it.
+  :meth:`DiffSDA.prepare`, which the framework's trainer calls before the first step (the method
+  refuses to train without it).
 
 Profiles: ``smoke`` checks the wiring in seconds; ``quick`` is sized for two CPU cores: patch 4
 (64 px frames at 16 x 16; on 32 px data the same U-Net runs at 8 x 8, cheaper and coarser), narrow

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -17,6 +17,9 @@ from torch import nn
 from .config import MethodConfig
 from .errors import NotApplicable
 from .types import DataSpec, Factors
+
+if TYPE_CHECKING:
+    from .data import SplitData
 
 
 @dataclass
@@ -77,6 +80,15 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     @classmethod
     def can_sample(cls) -> bool:
         return cls.sample is not Method.sample
+
+    def prepare(self, train: "SplitData") -> None:
+        """Fit data-dependent parts before the first training step; the default does nothing.
+
+        The trainer calls it once per ``fit`` (also on resume, so it must be deterministic or cached):
+        a per-dataset VQ autoencoder for latent diffusion, normalisation statistics of the training
+        split. Whatever it sets must live in the module's parameters or buffers, so the checkpoint and
+        the cached model carry it.
+        """
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Losses on held-out data for model selection; defaults to ``training_step`` without grad."""

@@ -179,6 +179,10 @@ class Trainer:
                   file=sys.stderr, flush=True)
         resumed_from = step
         start = time.perf_counter()
+        if step < self.steps:
+            # Data-dependent parts (a cached VQ autoencoder, normalisation statistics); deterministic,
+            # so a resumed run recomputes exactly what the checkpoint already holds.
+            self.method.prepare(self.train)
         self.method.train()
         sums: dict[str, float] = {}
         count = 0

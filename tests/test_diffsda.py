@@ -166,3 +166,14 @@ def test_audio_mode_uses_mlps():
     model.eval()
     out = model.decode(model.encode(x), generator=torch.Generator().manual_seed(0))
     assert out.shape == x.shape
+
+
+def test_trainer_prepares_latent_mode_before_training(tmp_path, monkeypatch):
+    """The framework's trainer calls ``prepare``: latent DiffSDA trains through it with no manual step."""
+    monkeypatch.setenv("SEQBENCH_CACHE", str(tmp_path / "cache"))
+    spec = video_spec(32, 3)
+    model = build(spec, space="latent", steps=2)
+    train, val = make_split(spec, 8), make_split(spec, 2, seed=1)
+    result = Trainer(model, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path / "run",
+                     progress=False).fit()
+    assert result.steps == 2 and bool(model.vqae_ready) and (tmp_path / "cache" / "vqae").exists()
