@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--output", "-o", type=Path, help="output directory (default: ./seqbench-results)")
     run.add_argument("--limit", type=_positive_int, help="evaluate on the first N test clips only (not for reporting)")
+    run.add_argument("--eval-clips", type=int, default=None, metavar="N",
+                     help="score a fixed, seeded subset of N test clips, the same for every method "
+                          "(default: 512 for --profile quick, all otherwise; 0 = all)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
                      help="override a method setting, e.g. --set dbse.lr=1e-3 (KEY=VALUE for all methods)")
     run.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
@@ -130,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions()
     file_cfg: dict[str, Any] = load_toml_config(args.config) if args.config else {}
-    known = {"methods", "metrics", "datasets", "dataset", "profile", "seeds", "device", "output", "limit", "set",
+    known = {"methods", "metrics", "datasets", "dataset", "profile", "seeds", "device", "output", "limit", "eval_clips", "set",
              "plugins", "data_options", "metric_options"}
     unknown = sorted(set(file_cfg) - known)
     if unknown:
@@ -154,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options.device = pick("device", args.device, None)
     options.output = Path(pick("output", args.output, options.output))
     options.limit = pick("limit", args.limit, None)
+    options.eval_clips = pick("eval_clips", args.eval_clips, None)
     overrides = {scope: dict(values) for scope, values in (file_cfg.get("set") or {}).items()}
     for scope, values in parse_set_options(args.overrides).items():
         overrides.setdefault(scope, {}).update(values)

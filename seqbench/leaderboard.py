@@ -63,7 +63,8 @@ def select_rows(frame: "pd.DataFrame", dataset: str, profile: str | None = None)
     if data.empty:
         return data
     data = data.sort_values("timestamp").drop_duplicates(["method", "seed", "metric", "key", "backend"], keep="last")
-    checks = [("profile", ["dataset"]), ("dataset_fingerprint", ["dataset"]), ("seqbench_version", ["dataset"]),
+    checks = [("profile", ["dataset"]), ("dataset_fingerprint", ["dataset"]), ("eval_clips", ["dataset"]),
+              ("seqbench_version", ["dataset"]),
               ("metric_version", ["metric"]), ("method_version", ["method"])]
     for column, by in checks:
         groups = data.groupby(by)[column].nunique(dropna=False)
@@ -71,8 +72,9 @@ def select_rows(frame: "pd.DataFrame", dataset: str, profile: str | None = None)
         if len(mixed):
             name = mixed.index[0]
             values = sorted(map(str, data[data[by[0]] == name][column].unique()))
-            hint = " Pass --profile to pick one." if column == "profile" else \
-                " Re-run the older results with the current version, or point --from at one version's results."
+            hint = {"profile": " Pass --profile to pick one.",
+                    "eval_clips": " Re-run with the same --eval-clips, or point --from at one setting's results."}.get(
+                column, " Re-run the older results with the current version, or point --from at one version's results.")
             raise MixedVersionsError(f"refusing to mix {column} values {', '.join(values)} for {by[0]} {name!r} "
                                      f"in the {dataset} leaderboard: the numbers are not comparable.{hint}")
     return data
@@ -188,9 +190,11 @@ def _footer(data: "pd.DataFrame") -> str:
     dates = sorted(data["timestamp"].dropna())
     span = f"{dates[0][:10]} .. {dates[-1][:10]}" if dates else "-"
     versions = "; ".join(f"{m} v{v}" for m, v in sorted(data.groupby("metric")["metric_version"].first().items()))
+    clips = sorted({int(v) for v in data["eval_clips"].dropna().unique()})
+    subset = (f", test clips: a fixed seeded subset of {clips[0]}" if clips else ", test clips: the whole split")
     return ("<sub>Provenance: seqbench " + values("seqbench_version") + ", git sha " + values("git_sha") +
             ", profile " + values("profile") + ", seeds " + seeds + ", dates " + span + ", device " +
-            values("device") + ", dataset fingerprint " + values("dataset_fingerprint") + ", metric versions " +
+            values("device") + ", dataset fingerprint " + values("dataset_fingerprint") + subset + ", metric versions " +
             versions + ", runs " + values("run_id") + ". Mean ± std over seeds; best in bold; "
             "runs made with --limit are excluded.</sub>")
 

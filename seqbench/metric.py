@@ -28,6 +28,31 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def fingerprint_seed(fingerprint: str, salt: str = "") -> int:
+    """A seed that depends on the dataset only, so every method and run draws the same pairs/subsets.
+
+    Fingerprints are hex content hashes; anything else (a plugin's own tag) is hashed first.
+    """
+    try:
+        seed = int(fingerprint[:8], 16)
+    except ValueError:
+        seed = int(hashlib.sha256(fingerprint.encode()).hexdigest()[:8], 16)
+    if salt:
+        seed ^= int(hashlib.sha256(salt.encode()).hexdigest()[:8], 16)
+    return seed
+
+
+def evaluation_subset(fingerprint: str, n_items: int, n_clips: int | None) -> np.ndarray | None:
+    """Sorted indices of the fixed test subset of ``n_clips`` items, or ``None`` for the whole split.
+
+    Seeded by the dataset fingerprint alone: every method, seed and run is scored on the same clips.
+    """
+    if n_clips is None or n_clips >= n_items:
+        return None
+    rng = np.random.default_rng(fingerprint_seed(fingerprint, "evaluation-subset"))
+    return np.sort(rng.choice(n_items, size=n_clips, replace=False))
+
+
 @dataclass(frozen=True)
 class Requirements:
     """What a metric needs from the method and the dataset."""
@@ -87,11 +112,7 @@ class EvalContext:
         method is scored on the same pairs. Pairs never match an item with itself.
         """
         n_pairs = n_items if n_pairs is None else n_pairs
-        try:  # fingerprints are hex content hashes; hash anything else (e.g. a plugin's own tag)
-            seed = int(spec.fingerprint[:8], 16)
-        except ValueError:
-            seed = int(hashlib.sha256(spec.fingerprint.encode()).hexdigest()[:8], 16)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(fingerprint_seed(spec.fingerprint))
         a = rng.permutation(n_items)[: min(n_pairs, n_items)] if n_pairs <= n_items else rng.integers(0, n_items, n_pairs)
         shift = rng.integers(1, max(2, n_items), size=len(a))
         b = (a + shift) % n_items

@@ -19,7 +19,7 @@ RESULTS_FILE = "results.jsonl"
 #: Columns every row has, in display order.
 COLUMNS = (
     "run_id", "timestamp", "dataset", "method", "seed", "metric", "key", "value", "higher_is_better",
-    "n", "ci_low", "ci_high", "status", "reason", "backend", "profile", "limit", "metric_version",
+    "n", "ci_low", "ci_high", "status", "reason", "backend", "profile", "limit", "eval_clips", "metric_version",
     "method_version", "dataset_fingerprint", "config_hash", "model_key", "cell_key", "seqbench_version",
     "git_sha", "device", "duration_s",
 )

@@ -33,6 +33,12 @@ DEFAULT_DATASET = "synthetic-sprites"
 DEFAULT_OUTPUT = "seqbench-results"
 
 
+# Decoding every test clip several times is what dominates a CPU evaluation of the diffusion
+# methods; the ``quick`` profile scores a fixed 512-clip subset of the test split (the same clips
+# for every method), ``smoke`` and ``paper`` the whole split. Leaderboards refuse to mix sizes.
+EVAL_CLIPS: dict[str, int] = {"quick": 512}
+
+
 @dataclass
 class RunOptions:
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
@@ -43,6 +49,9 @@ class RunOptions:
     device: str | None = None
     output: Path = Path(DEFAULT_OUTPUT)
     limit: int | None = None
+    # Test clips every metric sees: a fixed subset seeded by the dataset fingerprint. None = the
+    # profile's default (EVAL_CLIPS); 0 = the whole test split.
+    eval_clips: int | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -136,6 +145,16 @@ class Runner:
         self.plugins = plugins or load_plugins(options.plugins)
         self._adapters: dict[str, Any] = {}
 
+    @property
+    def eval_clips(self) -> int | None:
+        """Test clips per evaluation: the option, else the profile's default; ``None`` = the whole split."""
+        value = self.options.eval_clips
+        if value is None:
+            value = EVAL_CLIPS.get(self.options.profile)
+        if value is not None and value < 0:
+            raise ConfigError(f"--eval-clips {value}: give a positive number of test clips, or 0 for all of them")
+        return value or None
+
     # -- planning --------------------------------------------------------------------------
     def adapter(self, name: str):
         if name not in self._adapters:
@@ -176,6 +195,8 @@ class Runner:
                         mcls = self.plugins.metrics.get(metric)
                         cell_key = content_hash({"model": key, "metric": metric, "metric_version": mcls.version,
                                                  "limit": opts.limit,
+                                                 **({"eval_clips": self.eval_clips}
+                                                    if self.eval_clips else {}),
                                                  **({"options": opts.metric_options[metric]}
                                                     if opts.metric_options.get(metric) else {})}, length=20)
                         cells.append(Cell(unit, metric, mcls.version, cell_key))
@@ -195,6 +216,7 @@ class Runner:
                       units=units, cells=cells, device=str(device),
                       provenance={"seqbench_version": __version__, "git_sha": git_sha(), "versions": versions(),
                                   "profile": opts.profile, "seeds": opts.seeds, "limit": opts.limit,
+                                  "eval_clips": self.eval_clips,
                                   "argv": sys.argv[1:], "device": str(device)})
         self.run_info = run
         hook = self.plugins.hook
@@ -313,7 +335,7 @@ class Runner:
         import torch
 
         from .data import carve_validation
-        from .metric import EvalContext, EvalData
+        from .metric import EvalContext, EvalData, evaluation_subset
 
         unit = cell.unit
         metric = self.plugins.metrics.get(cell.metric)(**self.options.metric_options.get(cell.metric, {}))
@@ -323,6 +345,9 @@ class Runner:
         adapter = self.adapter(unit.dataset)
         train, _ = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
         test = adapter.split("test")
+        subset = evaluation_subset(unit.spec.fingerprint, len(test), self.eval_clips)
+        if subset is not None:
+            test = test.subset(subset)
         if self.options.limit:
             test = test.subset(np.arange(min(self.options.limit, len(test))))
         ctx = EvalContext(device=device, seed=unit.seed, limit=self.options.limit,
@@ -357,7 +382,7 @@ class Runner:
             "n": None if value is None else value.n, "ci_low": None if value is None else value.ci_low,
             "ci_high": None if value is None else value.ci_high, "status": status, "reason": reason,
             "backend": None if value is None else value.backend, "profile": self.options.profile,
-            "limit": self.options.limit, "metric_version": mcls.version, "method_version": unit.method_version,
+            "limit": self.options.limit, "eval_clips": self.eval_clips, "metric_version": mcls.version, "method_version": unit.method_version,
             "dataset_fingerprint": unit.spec.fingerprint, "config_hash": unit.config_hash,
             "model_key": unit.model_key, "cell_key": None if cell is None else cell.cell_key,
             "seqbench_version": __version__, "git_sha": run.provenance["git_sha"], "device": run.device,
@@ -400,7 +425,9 @@ class Runner:
                 hook.seqbench_artifact_produced(run=run, unit=None, path=path, kind="leaderboard")
 
     def print_plan(self, units, cells, skipped, device) -> None:
-        print(f"plan: {len(units)} model(s), {len(cells)} cell(s) on {device}, profile {self.options.profile}")
+        clips = f"a fixed subset of {self.eval_clips} test clips" if self.eval_clips else "the whole test split"
+        print(f"plan: {len(units)} model(s), {len(cells)} cell(s) on {device}, profile {self.options.profile}, "
+              f"scored on {clips}")
         for unit in units:
             cached = (self.model_dir(unit) / "model.pt").exists()
             steps = unit.config.steps if unit.config.epochs is None else f"{unit.config.epochs} epochs"

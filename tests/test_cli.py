@@ -143,3 +143,29 @@ def test_leaderboard_command_and_mixed_versions(toy_plugin, cache_dir, tmp_path,
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["leaderboard", "--from", str(out_dir)]) == 2
     assert "refusing to mix metric_version values 1, 2" in capsys.readouterr().err
+
+
+def test_eval_clips_scores_a_fixed_subset_and_leaderboards_refuse_to_mix_sizes(toy_plugin, cache_dir, tmp_path,
+                                                                               capsys):
+    from seqbench.metric import evaluation_subset
+
+    out_dir = tmp_path / "out"
+    code, _, _ = _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), "--eval-clips", "6"], capsys)
+    assert code == 0
+    frame = load_results(out_dir)
+    assert list(frame["n"]) == [6] and list(frame["eval_clips"]) == [6]
+    subset = evaluation_subset("toybars-v1", 16, 6)
+    assert len(subset) == 6 and list(subset) == sorted(set(subset))
+    assert list(subset) == list(evaluation_subset("toybars-v1", 16, 6))  # a function of the dataset alone
+    assert evaluation_subset("toybars-v1", 16, 16) is None and evaluation_subset("toybars-v1", 16, None) is None
+    board = (out_dir / "leaderboards" / "toy-bars.md").read_text()
+    assert "a fixed seeded subset of 6" in board
+    # The whole test split is a different protocol: same model, new cells; a leaderboard with one seed
+    # scored each way is refused (re-running one seed just replaces its rows: the newest wins).
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), "--eval-clips", "0"], capsys)
+    assert code == 0 and "reusing cached model" in err
+    assert "whole split" in (out_dir / "leaderboards" / "toy-bars.md").read_text()
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), "--eval-clips", "6", "--seeds", "1"], capsys)
+    assert main(["leaderboard", "--from", str(out_dir)]) == 2
+    assert "refusing to mix eval_clips values" in capsys.readouterr().err
+    assert _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), "--eval-clips", "-3"], capsys)[0] == 2
