@@ -45,7 +45,6 @@ Interpretation choices (documented because the notes leave them open):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -57,11 +56,12 @@ from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.method import Batch, Method
-from seqbench.nn import (DCGAN_SIZES, GaussianHead, LSTMDynamicsPrior, frame_decoder, frame_encoder, kl_normal,
-                         randn, reparameterize)
+from seqbench.nn import (GaussianHead, LSTMDynamicsPrior, frame_decoder, frame_encoder, kl_normal, randn,
+                         reparameterize)
+from seqbench.nn.dataspace import (DECODER_OUTPUTS, dcgan_unsupported, from_model_space, resolve_output,
+                                   to_model_space)
 from seqbench.types import DataSpec, Factors
 
-_OUTPUTS = ("auto", "sigmoid", "tanh", "linear")
 _ANNEALS = ("none", "cyclic")
 
 
@@ -112,8 +112,8 @@ class DBSEConfig(MethodConfig):
     }
 
     def __post_init__(self) -> None:
-        if self.decoder_output not in _OUTPUTS:
-            raise ConfigError(f"dbse.decoder_output={self.decoder_output!r}: choose one of {', '.join(_OUTPUTS)}")
+        if self.decoder_output not in DECODER_OUTPUTS:
+            raise ConfigError(f"dbse.decoder_output={self.decoder_output!r}: choose one of {', '.join(DECODER_OUTPUTS)}")
         if self.kl_anneal not in _ANNEALS:
             raise ConfigError(f"dbse.kl_anneal={self.kl_anneal!r}: choose one of {', '.join(_ANNEALS)}")
         if not 0.0 < self.kl_ramp <= 1.0:
@@ -168,41 +168,20 @@ class DBSE(Method):
     # -- applicability and value range ------------------------------------------------------
     @classmethod
     def supports(cls, spec: DataSpec) -> str | None:
-        reason = super().supports(spec)
-        if reason is None and spec.modality == "video" and (spec.height != spec.width or spec.height not in DCGAN_SIZES):
-            reason = (f"dbse's DCGAN frame networks need square frames of {', '.join(map(str, DCGAN_SIZES))} pixels; "
-                      f"dataset {spec.name!r} has {spec.height}x{spec.width}")
-        return reason
+        return super().supports(spec) or dcgan_unsupported(spec, cls.name)
 
     @staticmethod
     def resolve_output(choice: str, spec: DataSpec) -> Literal["sigmoid", "tanh", "linear"]:
         """The decoder's output activation: Sigmoid unless the data is audio outside [0, 1]."""
-        if choice == "auto":
-            unit = tuple(map(float, spec.value_range)) == (0.0, 1.0)
-            choice = "linear" if spec.modality == "audio" and not unit else "sigmoid"
-        if choice != "linear" and not all(math.isfinite(v) for v in spec.value_range):
-            raise ConfigError(f"dbse.decoder_output={choice!r} needs a finite value range; dataset {spec.name!r} "
-                              f"has {spec.value_range}. Use decoder_output=linear.")
-        return choice  # type: ignore[return-value]
-
-    def _model_range(self) -> tuple[float, float] | None:
-        return {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(self.output)
+        return resolve_output(choice, spec, owner="dbse")
 
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
         """Map data from ``spec.value_range`` to the range the decoder's activation produces."""
-        target = self._model_range()
-        lo, hi = map(float, self.spec.value_range)
-        if target is None or (lo, hi) == target:
-            return x
-        return (x - lo) / (hi - lo) * (target[1] - target[0]) + target[0]
+        return to_model_space(x, self.spec.value_range, self.output)
 
     def from_model_space(self, y: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`to_model_space`: decoder output back to ``spec.value_range``."""
-        target = self._model_range()
-        lo, hi = map(float, self.spec.value_range)
-        if target is None or (lo, hi) == target:
-            return y
-        return (y - target[0]) / (target[1] - target[0]) * (hi - lo) + lo
+        return from_model_space(y, self.spec.value_range, self.output)
 
     # -- the model --------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor, *, frame0_noise: bool,
