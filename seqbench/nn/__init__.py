@@ -1,7 +1,9 @@
 """Neural building blocks shared by the built-in methods and judges (and open to plugins).
 
 Frame encoders/decoders (:mod:`.frames`), Gaussian helpers (:mod:`.distributions`), learned
-priors (:mod:`.priors`), and the diffusion toolkit: noise-level embeddings (:mod:`.embeddings`),
+priors (:mod:`.priors`), value-range mapping (:mod:`.dataspace`), the sequential-VAE backbone of
+C-DSVAE / SPYL (:mod:`.seqvae`), contrastive estimators - InfoNCE, MI (:mod:`.contrastive`) - and
+clip augmentations (:mod:`.augment`), and the diffusion toolkit: noise-level embeddings (:mod:`.embeddings`),
 attention blocks (:mod:`.attention`), the ADM U-Net (:mod:`.unet`), MLP denoisers (:mod:`.mlp`),
 schedules, samplers and inversion (:mod:`.diffusion`), vector quantizers (:mod:`.quantize`), the
 cached VQ autoencoder (:mod:`.vqae`), the latent diffusion prior (:mod:`.latent_prior`) and shared
@@ -15,6 +17,11 @@ from .frames import (DCGAN_SIZES, DCGANDown, DCGANFrameDecoder, DCGANFrameEncode
                      MLPFrameEncoder, OutputActivation, fold_time, frame_decoder, frame_encoder, output_activation,
                      unfold_time)
 from .priors import LSTMDynamicsPrior
+from .dataspace import (DECODER_OUTPUTS, dcgan_unsupported, from_model_space, model_range, resolve_output,
+                        to_model_space)
+from .contrastive import info_nce, kl_farthest, mws_mutual_information, pairwise_log_density, similarity
+from .augment import colour_distort, random_resized_crop, shuffle_frames, spectral_offset
+from .seqvae import Posterior, SequentialVAE, VAEPass
 from .attention import (CrossAttention, SelfAttention2d, SpatialTransformer, TokenSelfAttention, group_norm,
                         zero_module)
 from .diffusion import (DDPMSchedule, EDMConfig, EDMPrecond, ddim_invert, ddim_sample, ddpm_sample,
@@ -38,4 +45,8 @@ __all__ = [
     "LSTMDynamicsPrior", "MLPFrameDecoder", "MLPFrameEncoder", "OutputActivation", "fold_time", "frame_decoder",
     "frame_encoder", "gaussian_log_density", "kl_normal", "output_activation", "randn", "reparameterize",
     "unfold_time",
+    "DECODER_OUTPUTS", "dcgan_unsupported", "from_model_space", "model_range", "resolve_output", "to_model_space",
+    "info_nce", "kl_farthest", "mws_mutual_information", "pairwise_log_density", "similarity",
+    "colour_distort", "random_resized_crop", "shuffle_frames", "spectral_offset",
+    "Posterior", "SequentialVAE", "VAEPass",
 ]
