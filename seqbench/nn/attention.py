@@ -86,12 +86,16 @@ class CrossAttention(nn.Module):
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``bias`` is added to the attention logits (broadcast to ``[N, heads, L, M]``): a relative
+        position bias, or ``-inf`` above the diagonal for causal attention."""
         context = x if context is None else context
         n = x.shape[0]
         split = lambda t: t.reshape(n, t.shape[1], self.heads, -1).transpose(1, 2)  # noqa: E731
         q, k, v = split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context))
-        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, x.shape[1], -1)
+        bias = None if bias is None else bias.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).reshape(n, x.shape[1], -1)
         return self.to_out(out)
 
 

@@ -105,6 +105,16 @@ class DDPMSchedule:
         abar = self.at(self.alphas_cumprod, t, x_t)
         return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
 
+    def v_target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0`` (Salimans & Ho 2022), the v-prediction target."""
+        abar = self.at(self.alphas_cumprod, t, x0)
+        return abar.sqrt() * noise - (1 - abar).sqrt() * x0
+
+    def eps_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The noise a v-prediction implies: ``eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t``."""
+        abar = self.at(self.alphas_cumprod, t, x_t)
+        return abar.sqrt() * v + (1 - abar).sqrt() * x_t
+
     def sample_timesteps(self, n: int, *, device: torch.device | str | None = None,
                          generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` uniform training steps in ``[0, T)``."""

@@ -17,6 +17,7 @@ Both return a :class:`QuantizerOutput` with the codebook perplexity ``exp(H(usag
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -59,12 +60,17 @@ class VectorQuantizer(nn.Module):
     ``beta`` weighs the commitment term (0.25 in VQ-VAE). With ``ema=True`` the codebook is a
     buffer updated in training as ``N_k <- d N_k + (1-d) n_k``, ``m_k <- d m_k + (1-d) sum z``,
     ``e_k = m_k / N_k`` (Laplace-smoothed), and the loss is the commitment term alone.
+    ``groups = G > 1`` quantises a vector of width ``G * dim`` as G sub-vectors against one shared
+    codebook (a group / product VQ): ``indices`` gain a trailing group dimension and the rate is
+    :attr:`bits` ``= G log2(num_codes)`` per vector.
     """
 
     def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = True, decay: float = 0.99,
-                 eps: float = 1e-5, channel_dim: int = 1):
+                 eps: float = 1e-5, channel_dim: int = 1, groups: int = 1):
         super().__init__()
-        self.num_codes, self.dim, self.beta, self.ema = num_codes, dim, beta, ema
+        if groups < 1:
+            raise ValueError(f"groups={groups}: must be a positive integer")
+        self.num_codes, self.dim, self.beta, self.ema, self.groups = num_codes, dim, beta, ema, groups
         self.decay, self.eps, self.channel_dim = decay, eps, channel_dim
         init = torch.randn(num_codes, dim) / dim ** 0.5
         if ema:
@@ -80,15 +86,22 @@ class VectorQuantizer(nn.Module):
         dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ book.t() + book.pow(2).sum(1)[None]
         return dist.argmin(1)
 
+    @property
+    def bits(self) -> float:
+        """Bits per quantised vector: ``groups * log2(num_codes)``."""
+        return self.groups * math.log2(self.num_codes)
+
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code vectors for integer ``indices`` (vector dimension appended last)."""
-        return F.embedding(indices, self.codebook)
+        """Code vectors for integer ``indices`` (vector dimension appended last; with groups the
+        trailing group dimension is folded into it, giving ``groups * dim``)."""
+        out = F.embedding(indices, self.codebook)
+        return out.flatten(-2) if self.groups > 1 else out
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         z_last = _to_last(z, self.channel_dim)
         flat = z_last.reshape(-1, self.dim).float()
         indices = self.nearest(flat)
-        quantized = self.lookup(indices).to(flat.dtype)
+        quantized = F.embedding(indices, self.codebook).to(flat.dtype)
         if self.ema and self.training:
             self._ema_update(flat.detach(), indices)
         commitment = F.mse_loss(flat, quantized.detach())
@@ -98,7 +111,8 @@ class VectorQuantizer(nn.Module):
         quantized = flat + (quantized - flat).detach()  # straight-through estimator
         perplexity, usage = codebook_perplexity(indices, self.num_codes)
         out = _from_last(quantized.reshape(z_last.shape).to(z.dtype), self.channel_dim)
-        return QuantizerOutput(out, loss, indices.reshape(z_last.shape[:-1]), perplexity, usage)
+        index_shape = (*z_last.shape[:-1], self.groups) if self.groups > 1 else z_last.shape[:-1]
+        return QuantizerOutput(out, loss, indices.reshape(index_shape), perplexity, usage)
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
@@ -126,6 +140,16 @@ class GumbelQuantizer(nn.Module):
         self.tau, self.hard, self.kl_weight, self.channel_dim = tau, hard, kl_weight, channel_dim
         self.to_logits = nn.Linear(in_dim, groups * num_codes)
         self.codebook = nn.Parameter(torch.randn(groups, num_codes, code_dim) / code_dim ** 0.5)
+
+    @property
+    def bits(self) -> float:
+        """Bits per quantised vector: ``groups * log2(num_codes)``."""
+        return self.groups * math.log2(self.num_codes)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code vectors ``[..., groups * code_dim]`` for ``indices`` ``[..., groups]`` (one table per group)."""
+        picked = self.codebook[torch.arange(self.groups, device=indices.device), indices]
+        return picked.flatten(-2)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         z_last = _to_last(z, self.channel_dim)
