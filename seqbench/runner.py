@@ -137,6 +137,27 @@ def check_output_dir(path: Path) -> Path:
     return path
 
 
+# Rank 0 evaluates between trainings while the other ranks wait in the next model's first
+# collective, so the group's timeout must outlast the longest evaluation.
+DISTRIBUTED_TIMEOUT_H = 12
+
+
+def init_distributed(device):
+    """Join the ``torchrun`` process group: NCCL on CUDA (one GPU per ``LOCAL_RANK``), Gloo on CPU."""
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(hours=DISTRIBUTED_TIMEOUT_H))
+    return device
+
+
 class Runner:
     """Executes one ``seqbench run`` invocation."""
 
@@ -210,13 +231,40 @@ class Runner:
         if opts.dry_run:
             self.print_plan(units, cells, skipped, device)
             return RunInfo("dry-run", Path(opts.output), opts, "", units, cells, {}, str(device))
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if world > 1:
+            return self._run_distributed(units, cells, skipped, device)
+        return self._run(units, cells, skipped, device)
+
+    def _run_distributed(self, units, cells, skipped, device) -> "RunInfo":
+        """Under ``torchrun``: every rank trains (data parallel); rank 0 alone evaluates and writes."""
+        import torch.distributed as dist
+
+        device = init_distributed(device)
+        try:
+            if dist.get_rank() == 0:
+                return self._run(units, cells, skipped, device)
+            for unit in units:  # the same decisions, in the same order, as rank 0's _run_unit
+                unit_cells = [c for c in cells if c.unit is unit]
+                if any(self._cached_cell(c) is None for c in unit_cells):
+                    try:
+                        self.load_or_train(None, unit, device)
+                    except Exception as exc:  # rank 0 records the failure; keep in step with it
+                        self._log(f"rank {dist.get_rank()}: {unit.label}: {_describe(exc)}")
+            return RunInfo(f"rank{dist.get_rank()}", Path(self.options.output), self.options, "", units, cells, {},
+                           str(device))
+        finally:
+            dist.destroy_process_group()
+
+    def _run(self, units, cells, skipped, device) -> "RunInfo":
+        opts = self.options
         output = check_output_dir(opts.output)
         run = RunInfo(run_id=dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6], output=output,
                       options=opts, started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       units=units, cells=cells, device=str(device),
                       provenance={"seqbench_version": __version__, "git_sha": git_sha(), "versions": versions(),
                                   "profile": opts.profile, "seeds": opts.seeds, "limit": opts.limit,
-                                  "eval_clips": self.eval_clips,
+                                  "eval_clips": self.eval_clips, "world_size": int(os.environ.get("WORLD_SIZE", "1") or 1),
                                   "argv": sys.argv[1:], "device": str(device)})
         self.run_info = run
         hook = self.plugins.hook
@@ -290,6 +338,9 @@ class Runner:
         from .data import carve_validation
         from .trainer import Trainer
 
+        from .trainer import distributed_context
+
+        lead = distributed_context()[0] == 0
         cls = self.plugins.methods.get(unit.method)
         adapter = self.adapter(unit.dataset)
         torch.manual_seed(unit.seed)
@@ -301,7 +352,7 @@ class Runner:
             method.to(device).eval()
             self._log(f"{unit.label}: reusing cached model {workdir}")
             return method
-        if self.options.retrain:
+        if self.options.retrain and lead:
             for stale in ("model.pt", "checkpoint.pt", "best.pt"):
                 (workdir / stale).unlink(missing_ok=True)
         train, val = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
@@ -311,8 +362,10 @@ class Runner:
             hook.seqbench_train_progress(run=run, unit=unit, step=step, values=values)
 
         trainer = Trainer(method, train, val, device=device, seed=unit.seed, workdir=workdir,
-                          progress=self.options.progress, desc=unit.label, on_log=on_log)
+                          progress=self.options.progress, desc=unit.label, on_log=on_log if lead else None)
         result = trainer.fit()
+        if not lead:
+            return method
         from .utils import atomic_torch_save
 
         atomic_torch_save(method.state_dict(), final)

@@ -4,6 +4,12 @@ Device placement, seeding, the optimizer and scheduler from the method's config,
 clipping, EMA, mixed precision on CUDA, a NaN/inf guard, periodic checkpoints with exact resume
 (the batch order is a pure function of (seed, step), RNG states are saved), and model selection
 on a validation split carved from train - never on test.
+
+Data parallel under ``torchrun`` (:func:`distributed_context`): every rank draws the same global
+batch order and takes its ``rank::world`` share, gradients are averaged across ranks before
+clipping (so a mean-reduced loss gives the single-process update), buffers (BatchNorm statistics)
+follow rank 0, and only rank 0 validates, logs and writes checkpoints. Methods need no change:
+the framework never calls ``forward``, so ``DistributedDataParallel`` is not used.
 """
 
 from __future__ import annotations
@@ -26,6 +32,25 @@ from .utils import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+# Rank r seeds its RNG with seed + RANK_SEED_STRIDE * r: ranks draw different noise, rank 0 the
+# single-process stream.
+RANK_SEED_STRIDE = 100_003
+
+
+def distributed_context() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised ``torch.distributed`` group; ``(0, 1)`` otherwise."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 @dataclass
@@ -167,16 +192,22 @@ class Trainer:
     def fit(self) -> TrainResult:
         from tqdm.auto import tqdm
 
+        rank, world = distributed_context()
+        lead = rank == 0
         self.workdir.mkdir(parents=True, exist_ok=True)
         ckpt_path = self.workdir / CHECKPOINT
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed + RANK_SEED_STRIDE * rank)
         step, best_val, best_step = 0, None, -1
+        _barrier(world)  # every rank sees the same checkpoint
         if ckpt_path.exists():
             step, best_val, best_step = self._restore(torch.load(ckpt_path, map_location=self.device, weights_only=True))
+            if world > 1:
+                torch.manual_seed(self.seed + RANK_SEED_STRIDE * rank + step)
             import sys
 
-            print(f"[seqbench] {self.desc}: resuming from checkpoint at step {step}/{self.steps} ({ckpt_path})",
-                  file=sys.stderr, flush=True)
+            if lead:
+                print(f"[seqbench] {self.desc}: resuming from checkpoint at step {step}/{self.steps} ({ckpt_path})",
+                      file=sys.stderr, flush=True)
         resumed_from = step
         start = time.perf_counter()
         if step < self.steps:
@@ -187,17 +218,19 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         history: list[dict[str, float]] = []
-        bar = tqdm(total=self.steps, initial=step, desc=self.desc, disable=not self.progress, dynamic_ncols=True,
-                   unit="step", leave=False)
+        bar = tqdm(total=self.steps, initial=step, desc=self.desc, disable=not (self.progress and lead),
+                   dynamic_ncols=True, unit="step", leave=False)
         try:
             while step < self.steps:
                 index = batch_indices(len(self.train), self.config.batch_size, self.seed, step)
+                if world > 1:
+                    index = index[rank::world]
                 batch = self.train.batch(index).to(self.device)
                 self.method.global_step = step
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                     losses = self.method.training_step(batch)
                 loss = losses["loss"]
-                if not torch.isfinite(loss):
+                if not self._all_finite(loss, world):
                     parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                     raise TrainingDivergedError(
                         f"{self.desc}: loss is {float(loss)} at step {step} ({parts}). The cell is stopped. "
@@ -205,10 +238,14 @@ class Trainer:
                         f"(--set {self.method.name}.grad_clip=1.0).")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if world > 1:
+                    self._average_gradients(world)
                 if self.config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
+                if world > 1:
+                    self._broadcast_buffers()
                 if self.ema is not None:
                     self._update_ema()
                 step += 1
@@ -217,29 +254,86 @@ class Trainer:
                 count += 1
                 bar.update(1)
                 if step % max(1, self.config.log_every) == 0 or step == self.steps:
-                    values = {k: v / count for k, v in sums.items()}
+                    values = self._mean_over_ranks({k: v / count for k, v in sums.items()}, world)
                     values.update(self.method.train_statistics())
                     values["lr"] = self.scheduler.get_last_lr()[0]
                     bar.set_postfix(loss=f"{values['loss']:.4g}")
                     history.append({"step": step, **values})
-                    if self.on_log:
+                    if self.on_log and lead:
                         self.on_log(step, values)
                     sums, count = {}, 0
                 if step % max(1, self.config.val_every) == 0 or step == self.steps:
-                    val = self.validate()
-                    if val is not None and self.on_log:
-                        self.on_log(step, {"val_loss": val})
-                    if val is None or best_val is None or val < best_val:
-                        best_val, best_step = val, step
-                        atomic_torch_save(self._selected_weights(), self.workdir / BEST)
+                    if lead:
+                        val = self.validate()
+                        if val is not None and self.on_log:
+                            self.on_log(step, {"val_loss": val})
+                        if val is None or best_val is None or val < best_val:
+                            best_val, best_step = val, step
+                            atomic_torch_save(self._selected_weights(), self.workdir / BEST)
                 if step % max(1, self.config.checkpoint_every) == 0 or step == self.steps:
-                    atomic_torch_save(self._state(step, best_val, best_step), ckpt_path)
+                    if lead:
+                        atomic_torch_save(self._state(step, best_val, best_step), ckpt_path)
+                    _barrier(world)
         finally:
             bar.close()
+        if world > 1:  # rank 0 selected the best step; every rank returns the same weights
+            _barrier(world)
+            best_val, best_step = self._broadcast_selection(best_val, best_step)
         # Model selection: the weights with the lowest validation loss (never the test split).
         self.method.load_state_dict(torch.load(self.workdir / BEST, map_location=self.device, weights_only=True))
         self.method.eval()
         return TrainResult(self.steps, best_step, best_val, time.perf_counter() - start, resumed_from, history)
+
+    # -- data parallel ---------------------------------------------------------------------
+    def _all_finite(self, loss: torch.Tensor, world: int) -> bool:
+        """Whether the loss is finite on every rank (all ranks stop together on a divergence)."""
+        finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item() > 0)
+
+    @torch.no_grad()
+    def _average_gradients(self, world: int) -> None:
+        """All-reduce every gradient in one flat buffer and divide by the world size."""
+        import torch.distributed as dist
+
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1).float() for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(world)
+        offset = 0
+        for p, g in zip(params, grads):
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).to(g.dtype).clone()
+            offset += n
+
+    @torch.no_grad()
+    def _broadcast_buffers(self) -> None:
+        import torch.distributed as dist
+
+        for buffer in self.method.buffers():
+            if buffer.dtype.is_floating_point:  # running statistics; counters and flags agree already
+                dist.broadcast(buffer, src=0)
+
+    def _mean_over_ranks(self, values: dict[str, float], world: int) -> dict[str, float]:
+        if world == 1 or not values:
+            return values
+        import torch.distributed as dist
+
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / world for k, v in zip(keys, t.tolist())}
+
+    def _broadcast_selection(self, best_val: float | None, best_step: int) -> tuple[float | None, int]:
+        import torch.distributed as dist
+
+        box = [best_val, best_step]
+        dist.broadcast_object_list(box, src=0)
+        return box[0], int(box[1])
 
     @torch.no_grad()
     def _update_ema(self) -> None:
