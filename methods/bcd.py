@@ -19,7 +19,9 @@ copied. The model, in the order of the paper's pipeline:
   limit, so whatever is constant over the clip is cheapest to send through the queries. The
   quantised vectors are the dynamic factor. ``quantizer = "vq"`` is the straight-through VQ with an
   EMA codebook shared by the groups (:class:`~seqbench.nn.quantize.VectorQuantizer`);
-  ``"gumbel"`` the Gumbel-softmax group quantizer with one table per group
+  codes that fall out of use are restarted at current motion vectors (``vq_restart``; small
+  codebooks trained from scratch collapse otherwise); ``"gumbel"`` the Gumbel-softmax group
+  quantizer with one table per group
   (:class:`~seqbench.nn.quantize.GumbelQuantizer`; the notes' unverified reading of the paper).
 * **Conditional diffusion denoiser.** A DDPM U-Net (:class:`~seqbench.nn.unet.UNet`) denoises each
   frame, cross-attending to the context ``[content tokens (K), motion token_t]`` (each projected to
@@ -103,6 +105,7 @@ class BCDConfig(MethodConfig):
     code_dim: int = 8
     quantizer: str = "vq"  # vq (straight-through, EMA codebook) | gumbel
     vq_beta: float = 0.25
+    vq_restart: float = 1.0  # restart codes assigned < this many vectors per step (EMA count); 0 = off
     gumbel_tau: float = 1.0
     # conditional denoiser
     context_dim: int = 256
@@ -208,7 +211,7 @@ class BCD(Method):
         self.motion_head = nn.Linear(c.dim, c.groups * c.code_dim)
         if c.quantizer == "vq":
             self.quantizer: nn.Module = VectorQuantizer(c.num_codes, c.code_dim, beta=c.vq_beta, ema=True,
-                                                        channel_dim=-1, groups=c.groups)
+                                                        channel_dim=-1, groups=c.groups, dead_threshold=c.vq_restart)
         else:
             self.quantizer = GumbelQuantizer(c.groups * c.code_dim, c.num_codes, c.code_dim, groups=c.groups,
                                              tau=c.gumbel_tau, channel_dim=-1)

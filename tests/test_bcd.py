@@ -15,7 +15,7 @@ from seqbench.config import PROFILES
 from seqbench.errors import ConfigError
 from seqbench.method import Batch
 from seqbench.methods.bcd import BCD, BCDConfig
-from seqbench.types import DataSpec, Factors
+from seqbench.types import Factors
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the shared helpers importable
 from _vae_contract import clips, one_thread, video  # noqa: E402,F401 - one_thread: autouse, one intra-op thread

@@ -102,6 +102,23 @@ def test_grouped_vector_quantizer_bits_and_lookup():
     assert math.isclose(VectorQuantizer(2, 4).bits, 1.0)
 
 
+def test_dead_codes_restart_at_batch_vectors():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(6, 2, channel_dim=-1, dead_threshold=0.5)
+    vq.codebook.add_(100.0)  # every code far from the data: one takes all, the rest die
+    vq.embed_sum.copy_(vq.codebook)
+    z = torch.randn(64, 2)
+    for _ in range(80):
+        vq(z)
+    assert (vq.codebook.abs() < 10).all() and float(vq(z).perplexity) > 3
+    plain = VectorQuantizer(6, 2, channel_dim=-1)
+    plain.codebook.add_(100.0)
+    plain.embed_sum.copy_(plain.codebook)
+    for _ in range(80):
+        plain(z)
+    assert float(plain(z).perplexity) < 1.5  # without restarts the collapse stays
+
+
 def test_v_prediction_helpers_invert_each_other():
     schedule = DDPMSchedule.linear(50)
     x0, noise, t = torch.randn(3, 2), torch.randn(3, 2), torch.tensor([0, 20, 49])

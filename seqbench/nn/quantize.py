@@ -62,16 +62,19 @@ class VectorQuantizer(nn.Module):
     ``e_k = m_k / N_k`` (Laplace-smoothed), and the loss is the commitment term alone.
     ``groups = G > 1`` quantises a vector of width ``G * dim`` as G sub-vectors against one shared
     codebook (a group / product VQ): ``indices`` gain a trailing group dimension and the rate is
-    :attr:`bits` ``= G log2(num_codes)`` per vector.
+    :attr:`bits` ``= G log2(num_codes)`` per vector. ``dead_threshold > 0`` (EMA codebook only)
+    restarts codes whose running assignment count ``N_k`` falls below it at a random vector of the
+    current batch (the random-restart remedy for codebook collapse of Dhariwal et al. 2020, Jukebox),
+    which small codebooks trained from scratch otherwise suffer.
     """
 
     def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = True, decay: float = 0.99,
-                 eps: float = 1e-5, channel_dim: int = 1, groups: int = 1):
+                 eps: float = 1e-5, channel_dim: int = 1, groups: int = 1, dead_threshold: float = 0.0):
         super().__init__()
         if groups < 1:
             raise ValueError(f"groups={groups}: must be a positive integer")
         self.num_codes, self.dim, self.beta, self.ema, self.groups = num_codes, dim, beta, ema, groups
-        self.decay, self.eps, self.channel_dim = decay, eps, channel_dim
+        self.decay, self.eps, self.channel_dim, self.dead_threshold = decay, eps, channel_dim, dead_threshold
         init = torch.randn(num_codes, dim) / dim ** 0.5
         if ema:
             self.register_buffer("codebook", init.clone())
@@ -122,6 +125,12 @@ class VectorQuantizer(nn.Module):
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
+        dead = self.cluster_size < self.dead_threshold
+        if self.dead_threshold > 0 and dead.any():
+            picks = flat[torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)]
+            self.codebook[dead] = picks
+            self.embed_sum[dead] = picks
+            self.cluster_size[dead] = 1.0
 
 
 class GumbelQuantizer(nn.Module):
