@@ -40,7 +40,7 @@ from torch import nn
 from .data import SplitData, carve_validation
 from .errors import ConfigError, NotApplicable
 from .types import DataSpec
-from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash
+from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock
 
 __all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "fit_model",
            "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range"]
@@ -49,20 +49,6 @@ JUDGE_VERSION = "1"
 
 
 # ----------------------------------------------------------------------------------- caching
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so two processes never train the same cached model at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - non-POSIX: atomic writes still keep the cache whole
-            pass
-        yield
-
 
 def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
                  train: Callable[[nn.Module], dict[str, Any]], *, root: Path | None = None,
@@ -78,7 +64,7 @@ def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
     digest = content_hash(key, length=20)
     folder = (root if root is not None else cache_root()) / kind / digest
     weights, meta_path = folder / "model.pt", folder / "meta.json"
-    with _file_lock(folder.parent / f".{digest}.lock"):
+    with file_lock(folder.parent / f".{digest}.lock"):
         model = build()
         if weights.exists() and meta_path.exists():
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

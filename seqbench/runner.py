@@ -25,7 +25,7 @@ from .errors import ConfigError, NotApplicable, SeqbenchError
 from .plugins import Plugins, load_plugins
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
-from .utils import atomic_write_text, cache_root, content_hash, git_sha, resolve_device, versions
+from .utils import atomic_write_text, cache_root, content_hash, file_lock, git_sha, resolve_device, versions
 
 DEFAULT_METHODS = ("dbse",)
 DEFAULT_METRICS = ("mse",)
@@ -332,13 +332,25 @@ class Runner:
     def model_dir(self, unit: ModelUnit) -> Path:
         return cache_root() / "models" / unit.method / unit.model_key
 
-    def load_or_train(self, run: RunInfo, unit: ModelUnit, device):
+    def load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
+        """The unit's cached model, or train it; two processes sharing a cache never train one model twice.
+
+        The second waits on the lock file ``.lock`` in the model directory and then loads what the first
+        trained. Under ``torchrun`` the ranks train together, so no lock is taken there.
+        """
+        from .trainer import distributed_context
+
+        workdir = self.model_dir(unit)
+        if distributed_context()[1] > 1:
+            return self._load_or_train(run, unit, device)
+        with file_lock(workdir / ".lock"):
+            return self._load_or_train(run, unit, device)
+
+    def _load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
         import torch
 
         from .data import carve_validation
-        from .trainer import Trainer
-
-        from .trainer import distributed_context
+        from .trainer import Trainer, distributed_context
 
         lead = distributed_context()[0] == 0
         cls = self.plugins.methods.get(unit.method)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ import subprocess
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def stable_json(obj: Any) -> str:
@@ -118,3 +119,17 @@ def data_root() -> Path:
     """Where prepared real datasets live (``SEQBENCH_DATA``)."""
     env = os.environ.get("SEQBENCH_DATA")
     return Path(env).expanduser() if env else cache_root() / "data"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two processes never train the same cached model at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - non-POSIX: atomic writes still keep the cache whole
+            pass
+        yield
