@@ -3,7 +3,8 @@
 Frame encoders/decoders (:mod:`.frames`), Gaussian helpers (:mod:`.distributions`), learned
 priors (:mod:`.priors`), value-range mapping (:mod:`.dataspace`), the sequential-VAE backbone of
 C-DSVAE / SPYL (:mod:`.seqvae`), contrastive estimators - InfoNCE, MI (:mod:`.contrastive`) - and
-clip augmentations (:mod:`.augment`), and the diffusion toolkit: noise-level embeddings (:mod:`.embeddings`),
+clip augmentations (:mod:`.augment`), transformer blocks - patches, T5 relative bias, space-time
+attention, Q-Former, a causal prior over discrete codes (:mod:`.transformer`) -, and the diffusion toolkit: noise-level embeddings (:mod:`.embeddings`),
 attention blocks (:mod:`.attention`), the ADM U-Net (:mod:`.unet`), MLP denoisers (:mod:`.mlp`),
 schedules, samplers and inversion (:mod:`.diffusion`), vector quantizers (:mod:`.quantize`), the
 cached VQ autoencoder (:mod:`.vqae`), the latent diffusion prior (:mod:`.latent_prior`) and shared
@@ -22,6 +23,9 @@ from .dataspace import (DECODER_OUTPUTS, dcgan_unsupported, from_model_space, mo
 from .contrastive import info_nce, kl_farthest, mws_mutual_information, pairwise_log_density, similarity
 from .augment import colour_distort, random_resized_crop, shuffle_frames, spectral_offset
 from .seqvae import Posterior, SequentialVAE, VAEPass
+from .transformer import (CausalCodePrior, DividedSpaceTimeBlock, PatchEmbed, PatchHead, PreNormBlock, QFormer,
+                          RelativePositionBias, SpaceTimeTransformer, Transformer, causal_mask, patchify,
+                          relative_position_bucket, unpatchify)
 from .attention import (CrossAttention, SelfAttention2d, SpatialTransformer, TokenSelfAttention, group_norm,
                         zero_module)
 from .diffusion import (DDPMSchedule, EDMConfig, EDMPrecond, ddim_invert, ddim_sample, ddpm_sample,
@@ -49,4 +53,7 @@ __all__ = [
     "info_nce", "kl_farthest", "mws_mutual_information", "pairwise_log_density", "similarity",
     "colour_distort", "random_resized_crop", "shuffle_frames", "spectral_offset",
     "Posterior", "SequentialVAE", "VAEPass",
+    "CausalCodePrior", "DividedSpaceTimeBlock", "PatchEmbed", "PatchHead", "PreNormBlock", "QFormer",
+    "RelativePositionBias", "SpaceTimeTransformer", "Transformer", "causal_mask", "patchify",
+    "relative_position_bucket", "unpatchify",
 ]
