@@ -3,7 +3,11 @@
 ``mse/frame<t>`` is the MSE of frame ``t`` alone (mean over test clips of the frame's per-pixel
 squared error), so a method whose reconstructions drift along the sequence shows it; the clip MSE
 is their mean. Each test clip is encoded and decoded (``decode(encode(x))``, with the run's fixed generator for
-stochastic decoders). Per-clip values are averaged; the 95% interval is a percentile bootstrap
+stochastic decoders): the error of what the *factors* carry, the path every swap and sample takes.
+``--set mse.path=reconstruct`` scores the method's own reconstruction path (``Method.reconstruct``)
+instead; it differs only for methods whose reconstruction uses more than the factors (DiffSDA
+inverts the clip to its noise ``x_T`` by the ODE, and ``x_T`` carries appearance), so its rows are a
+separate cell and say which path they measured in the option. Per-clip values are averaged; the 95% interval is a percentile bootstrap
 over clips. The chance row is the MSE of predicting every clip as the train split's mean clip.
 PSNR of a perfect reconstruction is +inf; clips are clamped at 100 dB so the mean stays finite.
 """
@@ -12,10 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import MetricOutput, MetricValue
 
+from ._common import resolve_options
+
+DEFAULTS = {"path": "codes"}  # codes: decode(encode(x)) | reconstruct: Method.reconstruct(x)
+PATHS = ("codes", "reconstruct")
 PSNR_CAP_DB = 100.0
 
 
@@ -37,6 +46,10 @@ class ReconstructionError(Metric):
 
         from seqbench.functional import bootstrap_ci, mse, psnr, ssim
 
+        opts = resolve_options(self.name, self.options, DEFAULTS)
+        if opts["path"] not in PATHS:
+            raise ConfigError(f"mse.path={opts['path']!r}: expected one of {', '.join(PATHS)} "
+                              "(e.g. --set mse.path=reconstruct)")
         lo, hi = data.spec.value_range
         use_ssim = data.spec.modality == "video" and min(data.spec.height, data.spec.width) >= 11
         generator = ctx.generator()
@@ -44,7 +57,11 @@ class ReconstructionError(Metric):
         for batch in data.test.iter_batches(ctx.batch_size):
             x = batch.x.to(ctx.device)
             with torch.no_grad():
-                x_hat = method.decode(method.encode(x), generator=generator).float().clamp(lo, hi)
+                if opts["path"] == "reconstruct":
+                    x_hat = method.reconstruct(x, generator=generator)
+                else:
+                    x_hat = method.decode(method.encode(x), generator=generator)
+                x_hat = x_hat.float().clamp(lo, hi)
             x_np, x_hat_np = x.cpu().numpy(), x_hat.cpu().numpy()
             errors.append(mse(x_np, x_hat_np))
             b, t = x_np.shape[:2]
