@@ -130,7 +130,7 @@ def test_smoke_run_logs_codebook_perplexity_to_mlflow(toy_plugin, cache_dir, tmp
     from mlflow.tracking import MlflowClient
 
     out = tmp_path / "out"
-    assert main(["run", "--methods", "bcd", "--metrics", "mse", "--dataset", "toy-bars", "--profile", "smoke",
+    assert main(["run", "--methods", "bcd", "--metrics", "mse,size", "--dataset", "toy-bars", "--profile", "smoke",
                  "--no-progress", "--set", "bcd.patch_size=2", "-o", str(out)]) == 0
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("seqbench")
@@ -141,3 +141,8 @@ def test_smoke_run_logs_codebook_perplexity_to_mlflow(toy_plugin, cache_dir, tmp
     assert all(1.0 <= m.value <= 4.0 for m in history)  # smoke: 4 codes
     bits = client.get_metric_history(child[0].info.run_id, "train/bits_per_frame")
     assert bits[-1].value == 4.0
+    from seqbench.results import load_results
+
+    frame = load_results(out)
+    size = frame[frame["metric"] == "size"].set_index("key")["value"]
+    assert size["bits_per_frame"] == 4.0  # the `size` metric reports the declared bitrate beside the metrics

@@ -110,13 +110,17 @@ def test_smoke_run_through_the_runner(toy_plugin, cache_dir, tmp_path):
     from seqbench.results import load_results
 
     out = tmp_path / "out"
-    assert main(["run", "--methods", "vidtwin", "--metrics", "mse", "--dataset", "toy-bars", "--profile", "smoke",
+    assert main(["run", "--methods", "vidtwin", "--metrics", "mse,size", "--dataset", "toy-bars", "--profile", "smoke",
                  "--no-progress", "--set", "vidtwin.patch_size=2", "-o", str(out)]) == 0
     frame = load_results(out)
-    assert (frame["status"] == "ok").all() and "mse" in set(frame["key"])
+    assert (frame[frame["metric"] == "mse"]["status"] == "ok").all() and "mse" in set(frame["key"])
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("seqbench")
     child = [r for r in client.search_runs([experiment.experiment_id]) if "mse/mse" in r.data.metrics][0]
     rate = client.get_metric_history(child.info.run_id, "train/compression_rate")
     # toy-bars: 4 frames 1x8x8; grid 4x4 -> structure 1x4x2x2, dynamics (2+2)x4 per frame
     assert rate[-1].value == pytest.approx((16 + 4 * 16) / (4 * 64))
+    # ... and the `size` metric puts the same figure beside the metrics (computed from encode's shapes)
+    size = frame[frame["metric"] == "size"].set_index("key")
+    assert size.loc["compression", "value"] == pytest.approx(rate[-1].value)
+    assert size.loc["bits_per_frame", "status"] == "not_applicable"
