@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     board = sub.add_parser("leaderboard", help="render markdown leaderboards from results")
-    board.add_argument("--from", dest="source", default="seqbench-results",
-                       help="an output directory / results.jsonl, or 'mlflow' to read the tracking store")
+    board.add_argument("--from", dest="sources", action="append", metavar="SOURCE",
+                       help="an output directory / results.jsonl, or 'mlflow' to read the tracking store; repeat to "
+                            "combine runs (newest row per method, seed and key wins; default seqbench-results)")
     board.add_argument("--dataset", type=_csv, help="only these datasets")
     board.add_argument("--profile", help="only results of this profile")
     board.add_argument("--ci", action="store_true", help="show bootstrap 95%% intervals")
@@ -248,12 +249,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .plugins import load_plugins
     from .results import load_results
 
-    if args.source == "mlflow":
-        from .tracking.mlflow_plugin import load_results_from_mlflow
+    import pandas as pd
 
-        frame = load_results_from_mlflow()
-    else:
-        frame = load_results(args.source)
+    sources = args.sources or ["seqbench-results"]
+    frames = []
+    for source in sources:
+        if source == "mlflow":
+            from .tracking.mlflow_plugin import load_results_from_mlflow
+
+            frames.append(load_results_from_mlflow())
+        else:
+            frames.append(load_results(source))
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    source_text = ", ".join(sources)
     plugins = load_plugins(args.plugins)
     datasets = args.dataset or sorted(frame["dataset"].dropna().unique())
     metric_order = list(dict.fromkeys(frame["metric"].dropna()))
@@ -264,7 +272,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     for dataset in datasets:
         if dataset not in set(frame["dataset"]):
-            raise SeqbenchError(f"no results for dataset {dataset!r} in {args.source}; present: "
+            raise SeqbenchError(f"no results for dataset {dataset!r} in {source_text}; present: "
                                 f"{', '.join(sorted(frame['dataset'].dropna().unique()))}")
         text = render_dataset(_frame(frame), dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile,
                               headlines=headline_keys(plugins))

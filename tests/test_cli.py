@@ -145,6 +145,18 @@ def test_leaderboard_command_and_mixed_versions(toy_plugin, cache_dir, tmp_path,
     assert "refusing to mix metric_version values 1, 2" in capsys.readouterr().err
 
 
+def test_leaderboard_combines_run_directories(toy_plugin, cache_dir, tmp_path, capsys):
+    """Seeds run as separate commands (or machines) make one leaderboard: repeat --from."""
+    first, second = tmp_path / "seed0", tmp_path / "seed1"
+    assert _run([*TOY, *NO_MLFLOW, "-o", str(first)], capsys)[0] == 0
+    assert _run([*TOY, *NO_MLFLOW, "-o", str(second), "--seeds", "1"], capsys)[0] == 0
+    board = tmp_path / "board.md"
+    assert main(["leaderboard", "--from", str(first), "--from", str(second), "-o", str(board)]) == 0
+    assert "| toyae (2 seeds)" in board.read_text()
+    assert main(["leaderboard", "--from", str(first), "--dataset", "nope"]) == 2
+    assert f"no results for dataset 'nope' in {first}" in capsys.readouterr().err
+
+
 def test_eval_clips_scores_a_fixed_subset_and_leaderboards_refuse_to_mix_sizes(toy_plugin, cache_dir, tmp_path,
                                                                                capsys):
     from seqbench.metric import evaluation_subset
