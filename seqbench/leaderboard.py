@@ -10,6 +10,7 @@ such numbers are not comparable (cf. mteb #5228).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,11 @@ def _frame(rows: "list[dict[str, Any]] | pd.DataFrame") -> "pd.DataFrame":
         if column not in frame:
             frame[column] = None
     return frame
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders embedded numbers by value: ``frame2`` before ``frame10``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
 def format_value(value: float) -> str:
@@ -159,7 +165,7 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
     metric_of = dict(zip(scores["column"], scores["metric"]))
     key_of = dict(zip(scores["column"], scores["key"]))
     backend_of = dict(zip(scores["column"], scores["backend"]))
-    columns = sorted(metric_of, key=lambda c: (metric_rank.get(metric_of[c], 99), metric_of[c], c))
+    columns = sorted(metric_of, key=lambda c: (metric_rank.get(metric_of[c], 99), metric_of[c], natural_key(c)))
     methods = sorted(scores["method"].unique())
     if headlines is None:
         return f"# {dataset}\n\n{_table(scores, extras, columns, methods, show_ci=show_ci)}\n\n{_footer(data)}\n"

@@ -51,3 +51,11 @@ def test_summary_holds_headline_keys_and_details_are_split_by_group():
 def test_without_plugin_declarations_one_table_holds_everything():
     text = render_dataset(_frame(_rows()), "toy")
     assert "##" not in text and "swap/acc_head3 [judge-x] ↑" in text and "mse/frame0 ↓" in text
+
+
+def test_numbered_keys_are_in_numeric_order():
+    rows = [_row("alpha", 0, "mse", f"mse/frame{t}", 0.1, False) for t in (10, 2, 0, 1)]
+    text = render_dataset(_frame(rows), "toy", metric_order=["mse"], headlines={"mse": set()})
+    header = next(line for line in text.splitlines() if "frame" in line)
+    positions = [header.index(f"frame{t} ") for t in (0, 1, 2, 10)]
+    assert positions == sorted(positions)
