@@ -38,6 +38,12 @@ Interpretation choices:
   logging window; the bits actually used are ``groups * log2(perplexity)`` at most).
 * The code prior is trained in the same run on *detached* codes (its loss cannot move the encoder)
   and added to ``loss`` as ``prior``; the paper trains its generator on a finished encoder.
+* **Model selection** (validation) scores the autoencoder alone: denoising MSE + quantizer loss, the
+  prior's NLL reported beside it but not added. The prior's NLL grows with codebook usage (its
+  entropy floor is ``log`` of the codes in use), so a sum that includes it rewards a collapsed
+  codebook: measured on the quick run (version 1, selection on the sum), the best checkpoint was
+  step 1000 of 3000 (perplexity 4.0 of 8, validation sum 1.195 rising to 2.138 at step 3000) while the
+  training denoising MSE kept falling (0.165 -> 0.145) and the perplexity rose to 7.4.
 * The paper has no content prior. So that the judge's sample protocol can run, ``sample(which=
   "static")`` draws from a diagonal Gaussian whose moments are running (EMA) averages of the
   training content codes - a seqbench addition, labelled as such.
@@ -178,7 +184,7 @@ class BCD(Method):
     """Content queries + bitrate-limited motion codes conditioning a diffusion decoder (module docstring)."""
 
     name: ClassVar[str] = "bcd"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: checkpoint selection without the code prior's NLL
     Config: ClassVar[type[MethodConfig]] = BCDConfig
     modalities: ClassVar[tuple[str, ...]] = ("video",)
     description: ClassVar[str] = ("Bitrate-controlled diffusion: T5-style encoder with K content queries, low-bitrate "
@@ -317,9 +323,12 @@ class BCD(Method):
         return self.losses(batch.x)
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Training losses with noise seeded by the batch's first item, so checkpoints compare on equal draws."""
+        """The autoencoder's loss (denoising + quantizer; no prior NLL, see the module notes), with noise
+        seeded by the batch's first item so checkpoints compare on equal draws."""
         seed = int(batch.index[0]) if batch.index.numel() else 0
-        return self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
+        out = self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
+        out["loss"] = out["denoise_mse"] + out["vq"]
+        return out
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """Motion vectors ``[B, T, groups * code_dim]`` of integer codes ``[B, T, groups]`` (exact codebook rows)."""

@@ -81,6 +81,20 @@ def test_content_reads_the_whole_clip_and_context_layout():
     assert torch.allclose(ctx[5, :2], ctx[4, :2]) and not torch.allclose(ctx[5, 2], ctx[4, 2])
 
 
+def test_checkpoint_selection_scores_the_autoencoder_not_the_code_prior():
+    """The prior's NLL rises with codebook usage; selecting on it would favour a collapsed codebook."""
+    model = build(prior_weight=1.0).eval()
+    batch = Batch(clips(SPEC, 4), {}, torch.arange(4))
+    with torch.no_grad():
+        val = model.validation_step(batch)
+        again = model.validation_step(batch)
+    assert torch.isclose(val["loss"], val["denoise_mse"] + val["vq"])
+    assert val["prior"] > 0 and not torch.isclose(val["loss"], val["loss"] + val["prior"])
+    assert torch.equal(val["loss"], again["loss"])  # seeded by the batch: checkpoints compare on equal draws
+    train = model.losses(batch.x, generator=torch.Generator().manual_seed(0))
+    assert torch.isclose(train["loss"], train["denoise_mse"] + train["vq"] + train["prior"])
+
+
 def test_loss_decreases_on_a_tiny_overfit_and_statistics():
     model = build(loss_frames=None)
     batch = Batch(clips(SPEC, 4), {}, torch.arange(4))
