@@ -16,8 +16,6 @@ Deterministic and cheap (one encoded batch); the values do not depend on the see
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from seqbench.hookspecs import hookimpl
@@ -44,7 +42,7 @@ class ModelSize(Metric):
         import torch
 
         test = data.test
-        x = test.clips(np.arange(min(len(test), max(1, min(ctx.batch_size, 8))))).to(ctx.device)
+        x = test.clips(np.arange(min(len(test), ctx.batch_size, 8))).to(ctx.device)
         with torch.no_grad():
             factors = method.encode(x)
         clips, frames = x.shape[:2]
@@ -61,8 +59,7 @@ class ModelSize(Metric):
             "dynamic_dim": MetricValue(float(dynamic_dim), n=clips),
         }
         bits = getattr(method, "bits_per_frame", None)
-        bits = bits() if callable(bits) else bits
-        if bits is not None and math.isfinite(float(bits)):
+        if bits is not None:
             out["bits_per_frame"] = MetricValue(float(bits), n=1)
         else:
             ctx.not_applicable["bits_per_frame"] = "the method does not quantize its dynamic factor"
