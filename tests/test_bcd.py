@@ -116,6 +116,34 @@ def test_loss_decreases_on_a_tiny_overfit_and_statistics():
     assert model.content_sq.sum() != 8.0  # running content moments moved
 
 
+def _content_spread(model: BCD, x: torch.Tensor) -> float:
+    """Std of the content over clips relative to its magnitude (0 = every clip gets the same content)."""
+    with torch.no_grad():
+        content, _ = model.encode_model_space(model.to_model_space(x))
+    return float(content.std(0).mean() / content.abs().mean())
+
+
+def test_default_commitment_does_not_collapse_the_encoder():
+    """Regression (version 3): a VQ commitment pull (VQ-VAE's 0.25) outweighs the denoiser's gradient
+    into the encoder, which then maps every clip to the same content; the default (0) keeps it apart."""
+    x = clips(SPEC, 8)
+    spreads = {}
+    for beta in (0.25, BCDConfig().vq_beta):
+        model = build(vq_beta=beta)
+        before = _content_spread(model, x)
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(30):
+            loss = model.losses(x, generator=gen)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        spreads[beta] = _content_spread(model, x) / before
+    assert BCDConfig().vq_beta == 0.0
+    assert spreads[0.25] < 0.5, spreads  # the failure this guards against still reproduces at this size
+    assert spreads[0.0] > 0.8, spreads
+
+
 def test_prior_gradients_do_not_reach_the_encoder():
     """The prior trains on detached codes: its weight changes the prior's gradient, not the encoder's."""
     grads = []
