@@ -11,9 +11,9 @@ only evaluates)::
 then reads the result rows back and prints (and, with ``--markdown``, writes) one table row per
 bitrate: ``bits/frame = G log2(K)``, leakage S->D and D->S (the ``leak`` metric's averages over
 labels; lower is better), MSE and PSNR of ``decode(encode(x))``, and the codebook perplexity of the
-*test* clips' motion codes (``exp`` of the code-usage entropy, computed here from the cached model,
-so it is available whether the model was trained now or reused; the training-time perplexity is in
-MLflow as ``train/codebook_perplexity``).
+*test* clips' motion codes (``exp`` of the code-usage entropy) and the MSE of the one-step decode
+``E[x | factors]`` (both computed here from the cached model, so they are available whether the model
+was trained now or reused; the training-time perplexity is in MLflow as ``train/codebook_perplexity``).
 
 Examples::
 
@@ -67,8 +67,8 @@ def run_one(codes: int, groups: int, args: argparse.Namespace, out_dir: Path) ->
     return time.perf_counter() - start
 
 
-def test_perplexity(model_key: str, dataset: str, clips: int) -> float:
-    """Codebook perplexity of the motion codes of the first ``clips`` test clips under a cached model."""
+def load_cached(model_key: str, dataset: str):
+    """The cached BCD model ``model_key`` (eval mode, CPU) and the dataset's test split."""
     import torch
 
     from seqbench.methods.bcd import BCD, BCDConfig
@@ -81,16 +81,34 @@ def test_perplexity(model_key: str, dataset: str, clips: int) -> float:
     config = BCDConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
     model = BCD(config, adapter.spec)
     model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
-    model.eval()
-    test = adapter.split("test")
+    return model.eval(), adapter.split("test")
+
+
+def code_statistics(model_key: str, dataset: str, clips: int) -> dict[str, float]:
+    """On the first ``clips`` test clips: the codebook perplexity of the motion codes, and the MSE of the
+    one-step decode ``E[x | content, motion]`` (DDIM with one step from clip noise: the denoiser's
+    posterior mean). The one-step MSE measures how much of the clip the factors determine, apart from
+    how well a multi-step sampler renders detail (which needs far more training than the quick profile)."""
+    import torch
+
+    model, test = load_cached(model_key, dataset)
+    config = model.config
     usage = torch.zeros(config.num_codes)
-    with torch.no_grad():
-        for start in range(0, min(clips, len(test)), 64):
-            x = test.clips(list(range(start, min(start + 64, clips, len(test)))))
-            _, q = model.encode_model_space(model.to_model_space(x))
-            usage += torch.bincount(q.indices.reshape(-1), minlength=config.num_codes).float()
+    squared, values = 0.0, 0
+    steps, config.sampler_steps = config.sampler_steps, 1
+    try:
+        with torch.no_grad():
+            for start in range(0, min(clips, len(test)), 64):
+                x = test.clips(list(range(start, min(start + 64, clips, len(test))))).float()
+                _, q = model.encode_model_space(model.to_model_space(x))
+                usage += torch.bincount(q.indices.reshape(-1), minlength=config.num_codes).float()
+                y = model.decode(model.encode(x), generator=torch.Generator().manual_seed(start))
+                squared += float(((y.float() - x) ** 2).sum())
+                values += x.numel()
+    finally:
+        config.sampler_steps = steps
     usage = usage / usage.sum()
-    return float(torch.exp(-(usage * (usage + 1e-10).log()).sum()))
+    return {"perplexity": float(torch.exp(-(usage * (usage + 1e-10).log()).sum())), "mse_1step": squared / values}
 
 
 def summarise(out_dir: Path, codes: int, groups: int, args: argparse.Namespace, wall_s: float) -> dict:
@@ -104,11 +122,13 @@ def summarise(out_dir: Path, codes: int, groups: int, args: argparse.Namespace, 
         return float(picked.mean()) if len(picked) else math.nan
 
     keys = frame["model_key"].dropna().unique()
-    ppl = [test_perplexity(k, args.dataset, args.perplexity_clips) for k in keys]
+    stats = [code_statistics(k, args.dataset, args.perplexity_clips) for k in keys]
+    mean = lambda name: sum(s[name] for s in stats) / len(stats) if stats else math.nan  # noqa: E731
     return {"codes": codes, "groups": groups, "bits": groups * math.log2(codes),
             "s_to_d": value("leak/s_to_d"), "d_to_s": value("leak/d_to_s"), "leakage": value("leak/leakage"),
-            "mse": value("mse"), "psnr": value("psnr"),
-            "perplexity": sum(ppl) / len(ppl) if ppl else math.nan, "seeds": len(keys), "wall_s": wall_s}
+            "mse": value("mse"), "psnr": value("psnr"), "mse_1step": mean("mse_1step"),
+            "perplexity": mean("perplexity"), "seeds": len(keys), "wall_s": wall_s,
+            "chance": {key: value(f"chance/{key}") for key in ("leak/s_to_d", "leak/d_to_s", "leak/leakage", "mse")}}
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
@@ -116,16 +136,22 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"BCD bitrate sweep on `{args.dataset}`, profile `{args.profile}`, seeds {args.seeds}"
              + (f", `--limit {args.limit}` (not for reporting)" if args.limit else "") + ".",
              "",
-             "| codes x groups | bits/frame | leak S->D ↓ | leak D->S ↓ | leakage ↓ | MSE ↓ | PSNR ↑ | perplexity "
-             "| wall s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| codes x groups | bits/frame | leak S->D ↓ | leak D->S ↓ | leakage ↓ | MSE ↓ | PSNR ↑ | MSE 1-step ↓ "
+             "| perplexity | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["bits"]):
         lines.append(f"| {r['codes']} x {r['groups']} | {fmt(r['bits'], 1)} | {fmt(r['s_to_d'])} | {fmt(r['d_to_s'])} "
-                     f"| {fmt(r['leakage'])} | {fmt(r['mse'], 4)} | {fmt(r['psnr'], 2)} "
+                     f"| {fmt(r['leakage'])} | {fmt(r['mse'], 4)} | {fmt(r['psnr'], 2)} | {fmt(r['mse_1step'], 4)} "
                      f"| {fmt(r['perplexity'], 2)} / {r['codes']} | {fmt(r['wall_s'], 0)} |")
+    chance = rows[0]["chance"] if rows else {}
+    if any(not math.isnan(v) for v in chance.values()):
+        lines.append(f"| chance | | {fmt(chance['leak/s_to_d'])} | {fmt(chance['leak/d_to_s'])} "
+                     f"| {fmt(chance['leak/leakage'])} | {fmt(chance['mse'], 4)} (mean clip) | | "
+                     f"{fmt(chance['mse'], 4)} | | |")
     lines += ["", "Leakage: the `leak` metric's probe accuracy (S->D: dynamic labels from the static code; D->S: "
-              "static labels from the pooled dynamic code); perplexity: code usage of the test clips' motion codes "
-              "(out of the codebook size)."]
+              "static labels from the pooled dynamic code); MSE / PSNR: the `mse` metric (decode(encode(x)) with the "
+              "method's sampler); MSE 1-step: the one-step decode E[x | factors] (how much of the clip the factors "
+              "determine); perplexity: code usage of the test clips' motion codes (out of the codebook size)."]
     return "\n".join(lines) + "\n"
 
 
