@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -43,7 +44,7 @@ from .types import DataSpec
 from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock
 
 __all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "fit_model",
-           "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range"]
+           "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range", "weights_digest"]
 
 JUDGE_VERSION = "1"
 
@@ -59,7 +60,8 @@ def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
     code version): a different key is a different model, the same key is never retrained.
     ``build()`` returns a fresh untrained model; ``train(model)`` trains it in place and returns
     metadata (accuracies, timings) that is stored and returned with it. The model is returned on
-    the CPU in eval mode.
+    the CPU in eval mode. ``meta["weights"]`` is a digest of the weights themselves: the key cannot
+    identify them, since training on another machine or thread count gives other weights.
     """
     digest = content_hash(key, length=20)
     folder = (root if root is not None else cache_root()) / kind / digest
@@ -69,16 +71,28 @@ def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
         if weights.exists() and meta_path.exists():
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             meta = json.loads(meta_path.read_text())
+            meta.setdefault("weights", weights_digest(model))  # caches written before the digest was stored
             meta["cached"] = True
             return model.cpu().eval(), meta
         if log:
             log(f"training {kind} model {digest} (cached under {folder})")
         meta = dict(train(model), key=key, digest=digest)
         model = model.cpu().eval()
+        meta["weights"] = weights_digest(model)
         atomic_torch_save(model.state_dict(), weights)
         atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
         meta["cached"] = False
         return model, meta
+
+
+def weights_digest(model: nn.Module, length: int = 16) -> str:
+    """SHA-256 of a model's parameters and buffers (names, dtypes, shapes and bytes), hex."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:length]
 
 
 def _stderr(message: str) -> None:
@@ -313,7 +327,9 @@ class TrainedJudge:
 
     @property
     def name(self) -> str:
-        return f"judge-{self.meta['digest'][:8]}"
+        """``judge-<key>@<weights>``: leaderboards show the key and refuse to mix two weights under it,
+        because judges retrained elsewhere disagree on generated clips (docs/findings.md)."""
+        return f"judge-{self.meta['digest'][:8]}@{self.meta['weights'][:8]}"
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(x)

@@ -57,7 +57,7 @@ def format_value(value: float) -> str:
 
 
 def _column_name(key: str, backend: str | None) -> str:
-    return f"{key} [{backend}]" if backend else key
+    return f"{key} [{_backend_model(backend)}]" if backend else key
 
 
 def select_rows(frame: "pd.DataFrame", dataset: str, profile: str | None = None) -> "pd.DataFrame":
@@ -83,7 +83,22 @@ def select_rows(frame: "pd.DataFrame", dataset: str, profile: str | None = None)
                 column, " Re-run the older results with the current version, or point --from at one version's results.")
             raise MixedVersionsError(f"refusing to mix {column} values {', '.join(values)} for {by[0]} {name!r} "
                                      f"in the {dataset} leaderboard: the numbers are not comparable.{hint}")
+    backends = data["backend"].dropna()
+    backends = backends[backends.map(lambda b: isinstance(b, str))]
+    weights = backends.groupby(backends.map(_backend_model)).unique()
+    for model, names in weights.items():
+        if len(names) > 1:
+            raise MixedVersionsError(
+                f"refusing to mix evaluation models {', '.join(sorted(names))} in the {dataset} leaderboard: the same "
+                f"{model} key with different weights (trained on another machine or thread count, or before weights "
+                "were recorded) scores generated clips differently (docs/findings.md). Evaluate every method with one "
+                "copy of the model (share SEQBENCH_CACHE), or point --from at one model's results.")
     return data
+
+
+def _backend_model(backend: str) -> str:
+    """``judge-ba3c03e2@1f2e3d4c`` -> ``judge-ba3c03e2``: the model's key without its weights digest."""
+    return backend.split("@", 1)[0]
 
 
 def headline_keys(plugins: Any) -> dict[str, set[str]]:
@@ -180,7 +195,7 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
             for c in own:
                 groups.setdefault(key_of[c].rpartition("/")[0], []).append(c)
         for group, group_columns in groups.items():
-            backends = sorted({b for b in (backend_of[c] for c in group_columns) if isinstance(b, str)})
+            backends = sorted({_backend_model(b) for b in (backend_of[c] for c in group_columns) if isinstance(b, str)})
             title = f"## {metric}" + (f": {group}" if group else "") + (f" [{', '.join(backends)}]" if backends else "")
             labels = {c: key_of[c][len(group) + 1:] if group else key_of[c] for c in group_columns}
             parts += [title, _table(scores, extras, group_columns, methods, labels=labels, show_ci=show_ci)]
@@ -197,11 +212,13 @@ def _footer(data: "pd.DataFrame") -> str:
     span = f"{dates[0][:10]} .. {dates[-1][:10]}" if dates else "-"
     versions = "; ".join(f"{m} v{v}" for m, v in sorted(data.groupby("metric")["metric_version"].first().items()))
     clips = sorted({int(v) for v in data["eval_clips"].dropna().unique()})
+    weighed = sorted({b for b in data["backend"].dropna().unique() if isinstance(b, str) and "@" in b})
     subset = (f", test clips: a fixed seeded subset of {clips[0]}" if clips else ", test clips: the whole split")
     return ("<sub>Provenance: seqbench " + values("seqbench_version") + ", git sha " + values("git_sha") +
             ", profile " + values("profile") + ", seeds " + seeds + ", dates " + span + ", device " +
             values("device") + ", dataset fingerprint " + values("dataset_fingerprint") + subset + ", metric versions " +
-            versions + ", runs " + values("run_id") + ". Mean ± std over seeds; best in bold; "
+            versions + (", evaluation model weights " + ", ".join(weighed) if weighed else "") + ", runs " +
+            values("run_id") + ". Mean ± std over seeds; best in bold; "
             "runs made with --limit are excluded.</sub>")
 
 

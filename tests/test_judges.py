@@ -8,6 +8,7 @@ the direction the bar moves in, and a method that encodes them exactly.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -167,6 +168,31 @@ def test_cached_model_trains_once(tmp_path):
     assert len(calls) == 2  # another key is another model
 
 
+def test_cached_model_records_a_digest_of_its_weights(tmp_path):
+    """The key names a recipe; the digest names the weights, which differ when trained elsewhere."""
+    import json
+
+    def train(value):
+        def fill(model):
+            with torch.no_grad():
+                model.weight.fill_(value)
+                model.bias.zero_()
+            return {}
+        return fill
+
+    _, first = cached_model("things", {"a": 1}, lambda: torch.nn.Linear(2, 1), train(3.0), root=tmp_path)
+    _, again = cached_model("things", {"a": 1}, lambda: torch.nn.Linear(2, 1), train(3.0), root=tmp_path)
+    _, other = cached_model("things", {"a": 1}, lambda: torch.nn.Linear(2, 1), train(3.5), root=tmp_path / "elsewhere")
+    assert first["weights"] == again["weights"] and len(first["weights"]) == 16
+    assert other["weights"] != first["weights"] and other["digest"] == first["digest"]
+    meta_path = tmp_path / "things" / first["digest"] / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["weights"]  # a cache written before digests were stored
+    meta_path.write_text(json.dumps(meta))
+    _, old = cached_model("things", {"a": 1}, lambda: torch.nn.Linear(2, 1), train(3.0), root=tmp_path)
+    assert old["weights"] == first["weights"]
+
+
 def test_fit_model_selects_on_validation_and_stops_at_target():
     data = make_bars(40, 3)
     scores = iter([0.2, 0.9, 0.5, 1.0, 0.3])
@@ -194,7 +220,7 @@ def test_trained_judge_ceiling_and_cache(bars_judge):
     assert bars_judge.ceiling["colour"] == 1.0 and bars_judge.ceiling["direction"] == 1.0
     assert bars_judge.ceiling["static"] == bars_judge.ceiling["joint"] == 1.0
     assert bars_judge.meta["fit"]["val_items"] == 24 and bars_judge.meta["fit"]["train_items"] == 96
-    assert bars_judge.name.startswith("judge-")
+    assert re.fullmatch(r"judge-[0-9a-f]{8}@[0-9a-f]{8}", bars_judge.name)  # key @ weights
     again = load_judge(BARS_SPEC, make_bars(120, 0), make_bars(60, 1), config=TINY_JUDGE, log=False)
     assert again.meta["cached"] and again.meta["digest"] == bars_judge.meta["digest"]
 

@@ -59,3 +59,19 @@ def test_numbered_keys_are_in_numeric_order():
     header = next(line for line in text.splitlines() if "frame" in line)
     positions = [header.index(f"frame{t} ") for t in (0, 1, 2, 10)]
     assert positions == sorted(positions)
+
+
+def test_one_judge_key_with_two_weights_is_refused_and_one_is_shown_by_its_key():
+    import pytest
+
+    from seqbench.leaderboard import MixedVersionsError
+
+    same = [_row(m, 0, "judge", "swap/joint", 0.5, True, "judge-x@aaaa1111") for m in ("alpha", "beta")]
+    text = render_dataset(_frame(same), "toy")
+    assert "swap/joint [judge-x] ↑" in text and "evaluation model weights judge-x@aaaa1111" in text
+    retrained = same[:1] + [_row("beta", 0, "judge", "swap/joint", 0.5, True, "judge-x@bbbb2222")]
+    with pytest.raises(MixedVersionsError, match="judge-x@aaaa1111, judge-x@bbbb2222.*share SEQBENCH_CACHE"):
+        render_dataset(_frame(retrained), "toy")
+    unrecorded = same[:1] + [_row("beta", 0, "judge", "swap/joint", 0.5, True, "judge-x")]  # before weights were kept
+    with pytest.raises(MixedVersionsError, match="evaluation models judge-x, judge-x@aaaa1111"):
+        render_dataset(_frame(unrecorded), "toy")
