@@ -43,8 +43,8 @@ from .errors import ConfigError, NotApplicable
 from .types import DataSpec
 from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock
 
-__all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "fit_model",
-           "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range", "weights_digest"]
+__all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "cached_model_label",
+           "fit_model", "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range", "weights_digest"]
 
 JUDGE_VERSION = "1"
 
@@ -93,6 +93,17 @@ def weights_digest(model: nn.Module, length: int = 16) -> str:
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:length]
+
+
+def cached_model_label(prefix: str, meta: dict[str, Any]) -> str:
+    """``<prefix>-<key>@<weights>`` for a :func:`cached_model`'s meta: the backend name its rows carry.
+
+    Leaderboards show the key and refuse to mix two weights under it, because copies of one recipe
+    retrained elsewhere disagree on generated clips (docs/findings.md).
+    """
+    digest, weights = meta.get("digest", ""), meta.get("weights", "")
+    label = f"{prefix}-{digest[:8]}" if digest else prefix
+    return f"{label}@{weights[:8]}" if weights else label
 
 
 def _stderr(message: str) -> None:
@@ -327,9 +338,8 @@ class TrainedJudge:
 
     @property
     def name(self) -> str:
-        """``judge-<key>@<weights>``: leaderboards show the key and refuse to mix two weights under it,
-        because judges retrained elsewhere disagree on generated clips (docs/findings.md)."""
-        return f"judge-{self.meta['digest'][:8]}@{self.meta['weights'][:8]}"
+        """``judge-<key>@<weights>`` (:func:`cached_model_label`)."""
+        return cached_model_label("judge", self.meta)
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(x)

@@ -18,9 +18,9 @@ from seqbench.results import load_results
 ROOT = Path(__file__).resolve().parents[1] / "leaderboards"
 
 
-def _summary_table(board: Path) -> tuple[list[str], dict[str, list[str]]]:
+def _summary_table(board: str) -> tuple[list[str], dict[str, list[str]]]:
     """Header names and method -> cells of the first (headline) table of a leaderboard."""
-    lines = [line for line in board.read_text().split("\n")]
+    lines = board.split("\n")
     start = next(i for i, line in enumerate(lines) if line.startswith("| method"))
     split = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
     heads = split(lines[start])
@@ -44,8 +44,8 @@ def _column_key(head: str) -> tuple[str, str | None]:
                          else [])
 def test_rows_from_committed_runs_match_their_results(dataset):
     frame = load_results(ROOT / "results" / dataset)
-    heads, table = _summary_table(ROOT / f"{dataset}.md")
     board = (ROOT / f"{dataset}.md").read_text()
+    heads, table = _summary_table(board)
     checked = 0
     for run_id in frame["run_id"].unique():
         if run_id not in board:

@@ -167,10 +167,10 @@ class _SpritesBackend(Backend):
 
     @property
     def label(self) -> str:
-        """``<name>-<key>@<weights>``: a retrained copy has other weights (see ``judges.cached_model``)."""
-        digest, weights = self.meta.get("digest", ""), self.meta.get("weights", "")
-        label = f"{self.name}-{digest[:8]}" if digest else self.name
-        return f"{label}@{weights[:8]}" if weights else label
+        """``<name>-<key>@<weights>`` (:func:`seqbench.judges.cached_model_label`)."""
+        from ..judges import cached_model_label
+
+        return cached_model_label(self.name, self.meta)
 
     def _run(self, frames: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], np.ndarray]:
         if self.model is None:
