@@ -210,10 +210,11 @@ def _print_summary(frame, run) -> None:
     errors = frame[frame["status"] == "error"].drop_duplicates(["dataset", "method", "seed", "metric"])
     print(f"\nresults: {run.output / 'results.jsonl'}")
     print(f"leaderboards: {run.output / 'leaderboards'}")
-    from .tracking.mlflow_plugin import tracking_uri
-
-    if "mlflow" in run.state:
-        print(f"mlflow: {run.state['mlflow']['uri']} (open with `seqbench ui --output {run.output}`)")
+    tracking = run.state.get("mlflow") or {}
+    if tracking.get("disabled"):
+        print(f"mlflow: off for this run, {tracking['uri']} failed ({tracking['disabled']})")
+    elif tracking.get("uri"):
+        print(f"mlflow: {tracking['uri']} (open with `seqbench ui --output {run.output}`)")
     if len(errors):
         print(f"\n{len(errors)} cell(s) failed:", file=sys.stderr)
         for _, row in errors.iterrows():
@@ -328,6 +329,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a batch scheduler, ``kill``) unwinds like Ctrl-C: trackers mark the run KILLED, exit 130."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -335,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "data": cmd_data, "ui": cmd_ui}
+    if args.command == "run":
+        _interrupt_on_sigterm()
     try:
         return handlers[args.command](args)
     except SeqbenchError as exc:

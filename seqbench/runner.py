@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from . import __version__
 from .config import PROFILES, MethodConfig
 from .errors import ConfigError, NotApplicable, SeqbenchError
+from .log import configure_logging, logger
 from .plugins import Plugins, load_plugins
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
@@ -163,6 +165,7 @@ class Runner:
 
     def __init__(self, options: RunOptions, plugins: Plugins | None = None):
         self.options = options
+        configure_logging()
         self.plugins = plugins or load_plugins(options.plugins)
         self._adapters: dict[str, Any] = {}
 
@@ -283,6 +286,9 @@ class Runner:
                 unit_cells = [c for c in cells if c.unit is unit]
                 rows = self._run_unit(run, unit, unit_cells, device, summary, results_path)
                 all_rows += rows
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: trackers mark the run KILLED, finished rows stay
+            summary["interrupted"] = True
+            raise
         finally:
             self._write_run_files(run, all_rows, summary)
             hook.seqbench_run_finished(run=run, summary=summary)
@@ -385,6 +391,7 @@ class Runner:
                 "fingerprint": unit.spec.fingerprint, "seed": unit.seed, "config": unit.config.to_dict(),
                 "seqbench_version": __version__, "git_sha": git_sha(), "device": str(device),
                 "steps": result.steps, "best_step": result.best_step, "best_val_loss": result.best_val,
+                "selected_weights": result.selected,
                 "train_wall_s": result.wall_s, "resumed_from": result.resumed_from,
                 "train_clips": len(train), "val_clips": len(val)}
         atomic_write_text(workdir / "meta.json", json.dumps(meta, indent=2))
@@ -504,8 +511,8 @@ class Runner:
         for item in skipped:
             print(f"  {item['unit'].label}/{item['metric']}: not applicable ({item['reason']})")
 
-    def _log(self, message: str) -> None:
-        print(f"[seqbench] {message}", file=sys.stderr, flush=True)
+    def _log(self, message: str, level: int = logging.INFO) -> None:
+        logger.log(level, message)
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -98,3 +99,42 @@ def test_default_store_is_inside_the_output_dir(toy_plugin, cache_dir, tmp_path,
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 2  # parent + one nested run
     assert any("toy-mean/mae" in r.data.metrics for r in runs)
+
+
+def test_unreachable_server_costs_no_rows(toy_plugin, cache_dir, tmp_path, monkeypatch, capsys):
+    """Nothing listening at MLFLOW_TRACKING_URI: one warning naming the URI, the run goes on, every row kept."""
+    uri = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    start = time.monotonic()
+    assert main(["run", *TOY, "--seeds", "0,1", "-o", str(tmp_path / "out")]) == 0
+    assert time.monotonic() - start < 60
+    captured = capsys.readouterr()
+    assert captured.err.count(f"MLflow tracking at {uri} failed") == 1, captured.err
+    assert "Traceback" not in captured.err
+    assert f"mlflow: off for this run, {uri} failed" in captured.out
+    from seqbench.results import load_results
+
+    frame = load_results(tmp_path / "out")
+    assert sorted(frame["seed"]) == [0, 1] and (frame["status"] == "ok").all()
+
+
+def test_runs_of_dead_processes_are_marked_killed(toy_plugin, cache_dir, tmp_path):
+    """A run left RUNNING by a process that died (kill -9) is marked KILLED by the next run into the store."""
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    from seqbench.tracking.mlflow_plugin import open_store, tracking_uri
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    uri = tracking_uri(out_dir)
+    client, experiment_id = open_store(uri, out_dir)
+    orphan = client.create_run(experiment_id, tags={"seqbench.pid": str(dead.pid), "seqbench.host": socket.gethostname()})
+    alive = client.create_run(experiment_id, tags={"seqbench.pid": str(os.getpid()), "seqbench.host": socket.gethostname()})
+    assert main(["run", *TOY, "-o", str(out_dir)]) == 0
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"

@@ -5,18 +5,43 @@ config as params, training curves and final metrics logged in batches, and tags 
 versions, fingerprints and the git sha. The store is ``MLFLOW_TRACKING_URI`` when set, else a
 SQLite store inside the output directory (MLflow's file store is in maintenance mode). Block
 it with ``-p no:mlflow_plugin``.
+
+Tracking failures are this plugin's failures, never the run's: a server that does not answer a
+quick health probe, or any error while logging, turns tracking off for the rest of the run with
+one warning naming the URI, and the run goes on writing every JSONL row. HTTP requests use a
+short timeout and few retries unless ``MLFLOW_HTTP_REQUEST_TIMEOUT`` /
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` are set. Creating the local SQLite store (its schema
+migrations) happens under a file lock, so concurrent runs into one fresh output directory do not
+race. A run found RUNNING whose process has died on this host is marked KILLED by the next run;
+an interrupted run marks itself KILLED.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from seqbench.hookspecs import hookimpl
+from seqbench.log import logger
 
 EXPERIMENT = os.environ.get("SEQBENCH_MLFLOW_EXPERIMENT", "seqbench")
+#: Defaults for MLflow's HTTP client when the user set none: fail within seconds, not minutes.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+HEALTH_TIMEOUT_S = 5.0
+STORE_LOCK = ".mlflow.lock"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TrackingUnavailable(Exception):
+    """The tracking store cannot be used for this run (reason in the message)."""
 
 
 def tracking_uri(output: Path) -> str:
@@ -28,25 +53,122 @@ def artifact_location(output: Path) -> str:
     return (Path(output).resolve() / "mlartifacts").as_uri()
 
 
+def check_server(uri: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    """Raise :class:`TrackingUnavailable` unless an ``http(s)`` tracking server answers ``/health`` quickly."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status >= 500:
+                raise TrackingUnavailable(f"health check answered HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise TrackingUnavailable(f"health check answered HTTP {exc.code}") from None
+    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable host
+        reason = getattr(exc, "reason", None) or exc
+        raise TrackingUnavailable(f"server unreachable: {reason} (health check, {timeout_s:.0f}s timeout)") from None
+
+
+def _disable(run, error: BaseException) -> None:
+    """Turn tracking off for the rest of ``run``, warning once with the URI and what still holds."""
+    state = run.state.setdefault("mlflow", {})
+    if state.get("disabled"):
+        return
+    uri = state.get("uri") or tracking_uri(run.output)
+    state["disabled"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    state["uri"] = uri
+    logger.warning(f"MLflow tracking at {uri} failed ({state['disabled']}); tracking is off for this run, which goes "
+                   f"on: every result row is in {Path(run.output) / 'results.jsonl'}. Fix or unset "
+                   f"MLFLOW_TRACKING_URI, or turn tracking off with `-p no:mlflow_plugin`.")
+
+
+def _isolated(hook: F) -> F:
+    """A hook whose failure disables tracking for the run instead of failing the run."""
+
+    @functools.wraps(hook)
+    def wrapper(run, *args: Any, **kwargs: Any) -> Any:
+        if run.state.get("mlflow", {}).get("disabled"):
+            return None
+        try:
+            return hook(run, *args, **kwargs)
+        except Exception as exc:  # tracking is a plugin: its failures never cost results
+            _disable(run, exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _client(run):
     state = run.state.setdefault("mlflow", {})
+    if state.get("disabled"):
+        raise TrackingUnavailable(state["disabled"])
     if "client" not in state:
         import logging
-
-        from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         uri = tracking_uri(run.output)
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(EXPERIMENT)
+        state["uri"] = uri
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        check_server(uri)
+        client, experiment_id = open_store(uri, run.output)
+        state.update(client=client, experiment_id=experiment_id, children={}, steps={})
+    return state
+
+
+def open_store(uri: str, output: Path):
+    """``(client, experiment_id)`` of the seqbench experiment, creating store and experiment if needed.
+
+    A local SQLite store is created (schema migrations) under a file lock next to it: two runs
+    starting at once into a fresh output directory would otherwise race on ``CREATE TABLE``.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from seqbench.utils import file_lock
+
+    local = uri.startswith("sqlite:///")
+    lock_path = Path(uri[len("sqlite:///"):]).parent / STORE_LOCK if local else None
+    with file_lock(lock_path) if lock_path else contextlib.nullcontext():
+        client = MlflowClient(tracking_uri=uri)  # opening a new SQLite store runs its schema migrations
+        experiment = client.get_experiment_by_name(EXPERIMENT)  # creates the store's schema on first use
         if experiment is None:
-            kwargs = {} if os.environ.get("MLFLOW_TRACKING_URI") else {"artifact_location": artifact_location(run.output)}
+            kwargs = {} if os.environ.get("MLFLOW_TRACKING_URI") else {"artifact_location": artifact_location(output)}
             experiment_id = client.create_experiment(EXPERIMENT, **kwargs)
         else:
             experiment_id = experiment.experiment_id
-        state.update(client=client, experiment_id=experiment_id, uri=uri, children={}, steps={})
-    return state
+    return client, experiment_id
+
+
+def mark_dead_runs_killed(client, experiment_id: str) -> list[str]:
+    """Runs of this host still RUNNING whose seqbench process is gone (kill -9, power loss): mark them KILLED."""
+    host = socket.gethostname()
+    found = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and "
+                                                              f"tags.`seqbench.host` = '{host}'", max_results=1000)
+    killed = []
+    for stale in found:
+        try:
+            pid = int(stale.data.tags.get("seqbench.pid", ""))
+        except ValueError:
+            continue
+        if _process_alive(pid):
+            continue
+        client.set_terminated(stale.info.run_id, status="KILLED")
+        killed.append(stale.info.run_id)
+    return killed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
@@ -73,7 +195,7 @@ def _child(run, unit) -> str:
                 "seqbench.method_version": unit.method_version, "seqbench.dataset_fingerprint": unit.spec.fingerprint,
                 "seqbench.model_key": unit.model_key, "seqbench.config_hash": unit.config_hash,
                 "seqbench.git_sha": run.provenance["git_sha"], "seqbench.version": run.provenance["seqbench_version"],
-                "seqbench.profile": run.options.profile}
+                "seqbench.profile": run.options.profile, **_process_tags()}
         child = client.create_run(state["experiment_id"], tags=tags, run_name=key)
         params: dict[str, str] = {}
         _flatten("", unit.config.to_dict(), params)
@@ -85,15 +207,24 @@ def _child(run, unit) -> str:
     return state["children"][key]
 
 
+def _process_tags() -> dict[str, str]:
+    """Which process owns a run: lets a later run tell a killed run (process gone) from a live one."""
+    return {"seqbench.pid": str(os.getpid()), "seqbench.host": socket.gethostname()}
+
+
 @hookimpl
+@_isolated
 def seqbench_run_started(run) -> None:
     from mlflow.entities import Param
 
     state = _client(run)
     client = state["client"]
+    killed = mark_dead_runs_killed(client, state["experiment_id"])
+    if killed:
+        logger.info(f"MLflow: marked {len(killed)} run(s) of killed seqbench processes as KILLED")
     tags = {"mlflow.runName": f"seqbench {run.run_id}", "seqbench.run_id": run.run_id,
             "seqbench.git_sha": run.provenance["git_sha"], "seqbench.version": run.provenance["seqbench_version"],
-            "seqbench.profile": run.options.profile, "seqbench.device": run.device}
+            "seqbench.profile": run.options.profile, "seqbench.device": run.device, **_process_tags()}
     parent = client.create_run(state["experiment_id"], tags=tags, run_name=f"seqbench {run.run_id}")
     state["parent"] = parent.info.run_id
     params = {"methods": ",".join(run.options.methods), "metrics": ",".join(run.options.metrics),
@@ -106,11 +237,13 @@ def seqbench_run_started(run) -> None:
 
 
 @hookimpl
+@_isolated
 def seqbench_model_started(run, unit, config) -> None:
     _child(run, unit)
 
 
 @hookimpl
+@_isolated
 def seqbench_train_progress(run, unit, step, values) -> None:
     from mlflow.entities import Metric
 
@@ -121,6 +254,7 @@ def seqbench_train_progress(run, unit, step, values) -> None:
 
 
 @hookimpl
+@_isolated
 def seqbench_cell_finished(run, cell, rows) -> None:
     from mlflow.entities import Metric, RunTag
 
@@ -142,6 +276,7 @@ def seqbench_cell_finished(run, cell, rows) -> None:
 
 
 @hookimpl
+@_isolated
 def seqbench_artifact_produced(run, unit, path, kind) -> None:
     state = _client(run)
     run_id = _child(run, unit) if unit is not None else state["parent"]
@@ -149,14 +284,16 @@ def seqbench_artifact_produced(run, unit, path, kind) -> None:
 
 
 @hookimpl
+@_isolated
 def seqbench_run_finished(run, summary) -> None:
     from mlflow.entities import Metric
 
     state = _client(run)
     client = state["client"]
-    status = "FAILED" if summary.get("failed") else "FINISHED"
+    interrupted = summary.get("interrupted")
+    status = "KILLED" if interrupted else ("FAILED" if summary.get("failed") else "FINISHED")
     for child in state["children"].values():
-        client.set_terminated(child, status="FINISHED")
+        client.set_terminated(child, status="KILLED" if interrupted else "FINISHED")
     now = int(time.time() * 1000)
     counts = [Metric(f"cells_{k}", float(v), now, 0) for k, v in summary.items() if isinstance(v, (int, float))]
     client.log_batch(state["parent"], metrics=counts)
