@@ -14,47 +14,8 @@ import torch
 
 from seqbench.data import SplitData
 from seqbench.errors import ConfigError
+from seqbench.metric import resolve_options  # noqa: F401  (the metrics' option parser lives in the public API)
 from seqbench.types import Factors, MetricValue
-
-
-def resolve_options(metric_name: str, given: dict[str, Any], defaults: dict[str, Any],
-                    prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``defaults`` updated with ``given``; values given as strings are parsed to the default's type.
-
-    Keys starting with one of ``prefixes`` (e.g. ``judge_``) are passed through for a sub-component.
-    An unknown key is an error that lists the valid ones.
-    """
-    out = dict(defaults)
-    for key, raw in given.items():
-        if key not in defaults and not key.startswith(prefixes):
-            valid = ", ".join(sorted(defaults)) + (f", {'/'.join(p + '*' for p in prefixes)}" if prefixes else "")
-            raise ConfigError(f"metric option {metric_name}.{key} does not exist; valid options: {valid}")
-        default = defaults.get(key)
-        out[key] = _parse(raw, default, f"{metric_name}.{key}") if isinstance(raw, str) else raw
-    return out
-
-
-def _parse(raw: str, default: Any, where: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if default is None:  # optional value: int, float, or string
-            for cast in (int, float):
-                try:
-                    return cast(raw)
-                except ValueError:
-                    pass
-    except ValueError:
-        raise ConfigError(f"metric option {where}={raw!r}: expected a {type(default).__name__}") from None
-    return raw
 
 
 def encode_split(method: Any, split: SplitData, batch_size: int, device: torch.device,

@@ -34,7 +34,7 @@ from seqbench.errors import ConfigError, NotApplicable
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import DataSpec, Factors, MetricValue
 
-from ._common import decode_batches, encode_split, resolve_options
+from ._common import decode_batches, encode_split
 
 FAMILY_DEFAULTS: dict[str, dict[str, str]] = {
     "akd": {"sprites": "sprites-keypoints", "faces": "dlib-landmarks", "bodies": "mediapipe-pose"},
@@ -48,7 +48,17 @@ class FrameDistanceMetric(Metric):
 
     kinds: ClassVar[tuple[str, ...]] = ()
     requires = Requirements(decode=True, modality=("video",))
-    defaults: ClassVar[dict[str, Any]] = {"backend": None, "variants": "recon,swap", "n_pairs": None}
+    option_defaults: ClassVar[dict[str, Any]] = {"backend": None, "variants": "recon,swap", "n_pairs": None}
+    option_prefixes = ("backend_",)
+
+    def check_options(self) -> None:
+        self._variants(self.resolved_options())
+
+    def _variants(self, opts: dict[str, Any]) -> list[str]:
+        variants = [v.strip() for v in str(opts["variants"]).split(",") if v.strip()]
+        if not variants or any(v not in VARIANTS for v in variants):
+            raise ConfigError(f"metric option {self.name}.variants={opts['variants']!r}: choose from recon, swap")
+        return variants
 
     def applicable(self, method, spec: DataSpec) -> str | None:
         reason = super().applicable(method, spec)
@@ -96,10 +106,8 @@ class FrameDistanceMetric(Metric):
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
-        opts = resolve_options(self.name, self.options, self.defaults, prefixes=("backend_",))
-        variants = [v.strip() for v in str(opts["variants"]).split(",") if v.strip()]
-        if not variants or any(v not in VARIANTS for v in variants):
-            raise ConfigError(f"metric option {self.name}.variants={opts['variants']!r}: choose from recon, swap")
+        opts = self.resolved_options()
+        variants = self._variants(opts)
         spec = data.spec
         backend = self.backend(data, ctx, opts)
         label = backend.label

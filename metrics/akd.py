@@ -30,7 +30,13 @@ class AverageKeypointDistance(FrameDistanceMetric):
     version = "1"
     description = "average keypoint distance (reconstruction and dynamics-frozen swap), per-frame, with failure rates"
     kinds: ClassVar[tuple[str, ...]] = KEYPOINT_KINDS
-    defaults: ClassVar[dict[str, Any]] = {**FrameDistanceMetric.defaults, "distance": "l1"}
+    option_defaults: ClassVar[dict[str, Any]] = {**FrameDistanceMetric.option_defaults, "distance": "l1"}
+
+    def check_options(self) -> None:
+        super().check_options()
+        distance = self.resolved_options()["distance"]
+        if distance not in ("l1", "euclidean"):
+            raise ConfigError(f"metric option akd.distance={distance!r}: use l1 or euclidean")
     outputs = (
         MetricOutput("akd/recon", False, "keypoint distance, reconstruction (px)", chance_key="chance/akd/recon"),
         MetricOutput("akd/swap", False, "keypoint distance, dynamics frozen: x_a vs decode(s_b, d_a) (px)",

@@ -32,7 +32,7 @@ from seqbench.hookspecs import hookimpl
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import MetricOutput, MetricValue
 
-from ._common import encode_split, resolve_options
+from ._common import encode_split
 
 DEFAULTS: dict[str, Any] = {"n_resamples": 200}
 
@@ -61,11 +61,12 @@ class SpeakerEER(Metric):
         MetricOutput("eer/gap", True, "dynamic EER - static EER", chance_key="chance/eer/gap"),
     )
     requires = Requirements(identity=True, modality=("audio",))
+    option_defaults = DEFAULTS
 
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
         from seqbench.functional import speaker_verification_eer, utterance_embeddings
 
-        opts = resolve_options(self.name, self.options, DEFAULTS)
+        opts = self.resolved_options()
         test = data.test
         if test.identity is None:
             raise NotApplicable(f"{data.spec.name}'s test split has no speaker identities")

@@ -37,7 +37,7 @@ from seqbench.hookspecs import hookimpl
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import DataSpec, MetricOutput, MetricValue
 
-from ._common import decode_batches, encode_split, majority_frequency, resolve_options, with_ci, with_ci_fn
+from ._common import decode_batches, encode_split, majority_frequency, with_ci, with_ci_fn
 
 PROTOCOLS = ("swap", "sample")
 MODES = ("fixed_dynamic", "fixed_static")
@@ -68,6 +68,8 @@ class JudgeAccuracy(Metric):
         MetricOutput("sample/fixed_static/h_y", True, "H(y) of the primary dynamic head", headline=False),
     )
     requires = Requirements(decode=True, labels=("static", "dynamic"), modality=("video",))
+    option_defaults = DEFAULTS
+    option_prefixes = ("judge_",)
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -87,7 +89,7 @@ class JudgeAccuracy(Metric):
         return super().output(key)
 
     def _options(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        opts = resolve_options(self.name, self.options, DEFAULTS, prefixes=("judge_",))
+        opts = self.resolved_options()
         protocols = [p.strip() for p in str(opts["protocols"]).split(",") if p.strip()]
         bad = [p for p in protocols if p not in PROTOCOLS]
         if bad or not protocols:
@@ -97,6 +99,12 @@ class JudgeAccuracy(Metric):
             raise ConfigError(f"metric option judge.niter={opts['niter']}: must be at least 1")
         judge_overrides = {k[len("judge_"):]: v for k, v in opts.items() if k.startswith("judge_")}
         return opts, judge_overrides
+
+    def check_options(self) -> None:
+        from seqbench.judges import JudgeConfig
+
+        _, judge_overrides = self._options()
+        JudgeConfig().with_overrides(judge_overrides)
 
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
         from seqbench.judges import judge_config_for, load_judge

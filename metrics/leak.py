@@ -36,7 +36,7 @@ from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import MetricOutput, MetricValue
 from seqbench.utils import content_hash
 
-from ._common import encode_split, resolve_options, with_ci
+from ._common import encode_split, with_ci
 
 DEFAULTS: dict[str, Any] = {"classifier": "logreg", "max_train": 4000}
 BACKEND_NAMES = {"logreg": "probe-logreg", "mlp": "probe-mlp"}
@@ -54,11 +54,12 @@ class CrossLeakage(Metric):
                      chance_key="chance/leak/d_to_s"),
     )
     requires = Requirements(labels=("static", "dynamic"))
+    option_defaults = DEFAULTS
 
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
         from seqbench.functional import chance_accuracy, pool_dynamic, probe_predictions
 
-        opts = resolve_options(self.name, self.options, DEFAULTS)
+        opts = self.resolved_options()
         if opts["classifier"] not in BACKEND_NAMES:
             raise ConfigError(f"metric option leak.classifier={opts['classifier']!r}: choose logreg or mlp")
         backend = BACKEND_NAMES[opts["classifier"]]

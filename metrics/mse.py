@@ -14,14 +14,14 @@ PSNR of a perfect reconstruction is +inf; clips are clamped at 100 dB so the mea
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import MetricOutput, MetricValue
-
-from ._common import resolve_options
 
 DEFAULTS = {"path": "codes"}  # codes: decode(encode(x)) | reconstruct: Method.reconstruct(x)
 PATHS = ("codes", "reconstruct")
@@ -40,16 +40,24 @@ class ReconstructionError(Metric):
                      description="mse/frame<t>: MSE of frame t only (how reconstruction degrades along the sequence)"),
     )
     requires = Requirements(decode=True)
+    option_defaults = DEFAULTS
+
+    def check_options(self) -> None:
+        self._options()
+
+    def _options(self) -> dict[str, Any]:
+        opts = self.resolved_options()
+        if opts["path"] not in PATHS:
+            raise ConfigError(f"metric option mse.path={opts['path']!r}: expected one of {', '.join(PATHS)} "
+                              "(e.g. --metric-option mse.path=reconstruct)")
+        return opts
 
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
         import torch
 
         from seqbench.functional import bootstrap_ci, mse, psnr, ssim
 
-        opts = resolve_options(self.name, self.options, DEFAULTS)
-        if opts["path"] not in PATHS:
-            raise ConfigError(f"mse.path={opts['path']!r}: expected one of {', '.join(PATHS)} "
-                              "(e.g. --set mse.path=reconstruct)")
+        opts = self._options()
         lo, hi = data.spec.value_range
         use_ssim = data.spec.modality == "video" and min(data.spec.height, data.spec.width) >= 11
         generator = ctx.generator()

@@ -2,8 +2,8 @@
 
 Conventions follow lm-eval / mteb / pytest: comma-separated names with "did you mean",
 ``--set METHOD.KEY=VALUE`` overrides, ``-p`` plugins, ``--dry-run`` plans. Errors a user can
-act on are printed without a traceback (exit status 2); a run with failed cells exits with
-the number of failed cells (capped at 100).
+act on are printed in one line without a traceback. Exit status: 0 all cells ok, 1 some cells
+failed, 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SeqbenchError
+
+#: Exit status of ``seqbench``: what happened, in one number (documented in the README).
+EXIT_OK = 0  # every cell ok (or not applicable)
+EXIT_CELLS_FAILED = 1  # the run finished; some cells failed (the summary counts and lists them)
+EXIT_USAGE = 2  # bad input, refused before anything trained (argparse's convention)
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM; finished cells are kept, re-running resumes
 
 
 def _csv(text: str) -> list[str]:
@@ -128,6 +134,47 @@ def _literal(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+#: Types of the ``--config`` TOML keys: how a value is coerced (or refused with the key named).
+TOML_KINDS = {"methods": "names", "metrics": "names", "datasets": "names", "plugins": "names", "seeds": "ints",
+              "profile": "str", "device": "str", "output": "str", "limit": "int", "eval_clips": "int"}
+
+
+def _toml_option(path: Path, key: str, value: Any) -> Any:
+    """A ``--config`` value in the type the run needs: ``seeds = "0,1"`` is ``[0, 1]``; a wrong type names the key."""
+    kind = TOML_KINDS.get(key, "any")
+
+    def refuse(expected: str) -> SeqbenchError:
+        return SeqbenchError(f"--config {path}: {key} = {value!r} should be {expected}")
+
+    if kind in ("names", "ints"):
+        items = _csv(value) if isinstance(value, str) else value if isinstance(value, list) else [value]
+        if kind == "names":
+            if not all(isinstance(item, str) for item in items):
+                raise refuse('a list of names, e.g. ["a", "b"], or "a,b"')
+            return [item.strip() for item in items]
+        try:
+            if any(isinstance(item, (bool, float)) for item in items):
+                raise ValueError
+            return [int(item) for item in items]
+        except (TypeError, ValueError):
+            raise refuse('a list of integers, e.g. [0, 1, 2], or "0,1,2"') from None
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse("an integer")
+        return value
+    if kind == "str" and not isinstance(value, str):
+        raise refuse("a string")
+    return value
+
+
+def _toml_tables(path: Path | None, file_cfg: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """``[set.NAME]`` / ``[metric_options.NAME]`` / ``[data_options.NAME]`` tables of a ``--config`` file."""
+    tables = file_cfg.get(key) or {}
+    if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
+        raise SeqbenchError(f"--config {path}: {key} should hold tables, e.g. [{key}.NAME] with KEY = VALUE lines")
+    return {scope: dict(values) for scope, values in tables.items()}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_toml_config, parse_set_options
     from .runner import RunOptions, Runner
@@ -143,39 +190,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     def pick(name: str, cli_value: Any, default: Any) -> Any:
         if cli_value not in (None, []):
             return cli_value
-        value = file_cfg.get(name, default)
-        if name in ("methods", "metrics", "datasets") and isinstance(value, str):
-            return _csv(value)
-        return value
+        if name not in file_cfg:
+            return default
+        return _toml_option(args.config, name, file_cfg[name])
 
+    if "dataset" in file_cfg and "datasets" not in file_cfg:
+        file_cfg["datasets"] = file_cfg.pop("dataset")
     options.methods = pick("methods", args.methods, options.methods)
     options.metrics = pick("metrics", args.metrics, options.metrics)
-    options.datasets = pick("datasets", args.datasets, file_cfg.get("dataset", options.datasets))
-    if isinstance(options.datasets, str):
-        options.datasets = _csv(options.datasets)
+    options.datasets = pick("datasets", args.datasets, options.datasets)
     options.profile = pick("profile", args.profile, options.profile)
-    options.seeds = [int(s) for s in pick("seeds", args.seeds, options.seeds)]
+    options.seeds = pick("seeds", args.seeds, options.seeds)
     options.device = pick("device", args.device, None)
     options.output = Path(pick("output", args.output, options.output))
     options.limit = pick("limit", args.limit, None)
     options.eval_clips = pick("eval_clips", args.eval_clips, None)
-    overrides = {scope: dict(values) for scope, values in (file_cfg.get("set") or {}).items()}
+    overrides = {scope: dict(values) for scope, values in _toml_tables(args.config, file_cfg, "set").items()}
     for scope, values in parse_set_options(args.overrides).items():
         overrides.setdefault(scope, {}).update(values)
     options.overrides = overrides
-    data_options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (file_cfg.get("data_options") or {}).items()}
-    for scope, values in parse_set_options(args.data_options).items():
+    data_options = _toml_tables(args.config, file_cfg, "data_options")
+    for scope, values in parse_set_options(args.data_options, flag="--data-option").items():
         data_options.setdefault(scope, {}).update({k: _literal(v) for k, v in values.items()})
     if "*" in data_options:
         raise SeqbenchError("--data-option needs DATASET.KEY=VALUE, e.g. --data-option synthetic-sprites.size=32")
     options.dataset_options = data_options
-    metric_options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (file_cfg.get("metric_options") or {}).items()}
-    for scope, values in parse_set_options(args.metric_options).items():
+    metric_options = _toml_tables(args.config, file_cfg, "metric_options")
+    for scope, values in parse_set_options(args.metric_options, flag="--metric-option").items():
         metric_options.setdefault(scope, {}).update({k: _literal(v) for k, v in values.items()})
     if "*" in metric_options:
         raise SeqbenchError("--metric-option needs METRIC.KEY=VALUE, e.g. --metric-option judge.niter=5")
     options.metric_options = metric_options
-    options.plugins = list(file_cfg.get("plugins", [])) + args.plugins
+    options.plugins = pick("plugins", None, []) + args.plugins
     options.dry_run = args.dry_run
     options.retrain = args.retrain
     options.progress = not args.no_progress and sys.stderr.isatty()
@@ -189,8 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     frame = load_results(run.output)
     mine = frame[frame["run_id"] == run.run_id]
     _print_summary(mine, run)
-    failed = int((mine.drop_duplicates(["dataset", "method", "seed", "metric"])["status"] == "error").sum())
-    return min(failed, 100)
+    return EXIT_CELLS_FAILED if (mine["status"] == "error").any() else EXIT_OK
 
 
 def _print_summary(frame, run) -> None:
@@ -343,7 +388,24 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _one_line_plugin_warnings() -> None:
+    """Plugin warnings print as ``seqbench: warning: ...``, not with a file name and a source line."""
+    import warnings
+
+    from .plugins import PluginWarning
+
+    original = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if isinstance(category, type) and issubclass(category, PluginWarning):
+            return f"seqbench: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    _one_line_plugin_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -356,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except SeqbenchError as exc:
         print(f"seqbench: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("seqbench: interrupted; finished cells are saved, re-run the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,6 +13,8 @@ from typing import Any, ClassVar
 from .errors import ConfigError
 
 PROFILES = ("smoke", "quick", "paper")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("constant", "cosine")
 
 
 @dataclass
@@ -75,6 +78,29 @@ class MethodConfig:
             changes[key] = coerce(raw, hints.get(key, Any), f"{owner}{key}")
         return dataclasses.replace(self, **changes)
 
+    def check(self, *, owner: str = "") -> None:
+        """Refuse settings the trainer cannot use, naming the ``--set`` key, before anything trains."""
+        limits: list[tuple[str, Callable[[Any], bool], str]] = [
+            ("steps", lambda v: v >= 1, "at least 1"),
+            ("batch_size", lambda v: v >= 1, "at least 1"),
+            ("lr", lambda v: v > 0, "positive"),
+            ("weight_decay", lambda v: v >= 0, "0 or more"),
+            ("epochs", lambda v: v is None or v > 0, "positive (or none)"),
+            ("warmup_steps", lambda v: v >= 0, "0 or more"),
+            ("grad_clip", lambda v: v is None or v > 0, "positive (or none)"),
+            ("ema_decay", lambda v: v is None or 0 < v < 1, "between 0 and 1 (or none)"),
+            ("checkpoint_every", lambda v: v >= 1, "at least 1"),
+            ("val_every", lambda v: v >= 1, "at least 1"),
+            ("log_every", lambda v: v >= 1, "at least 1"),
+            ("val_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("optimizer", lambda v: str(v).lower() in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("scheduler", lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}"),
+        ]
+        for name, valid, expected in limits:
+            value = getattr(self, name)
+            if not valid(value):
+                raise ConfigError(f"--set {owner}{name}={value!r}: {name} must be {expected}")
+
 
 def coerce(raw: Any, annotation: Any, where: str) -> Any:
     """Parse a ``--set`` string (or TOML value) into ``annotation``; error names the key and the type."""
@@ -121,16 +147,27 @@ def coerce(raw: Any, annotation: Any, where: str) -> Any:
     return raw
 
 
-def parse_set_options(items: list[str]) -> dict[str, dict[str, str]]:
-    """``["dbse.lr=1e-3", "steps=10"]`` -> ``{"dbse": {"lr": "1e-3"}, "*": {"steps": "10"}}``."""
+def parse_set_options(items: list[str], *, flag: str = "--set") -> dict[str, dict[str, str]]:
+    """``["dbse.lr=1e-3", "steps=10"]`` -> ``{"dbse": {"lr": "1e-3"}, "*": {"steps": "10"}}``.
+
+    ``flag`` names the option the items came from, so a malformed one blames the right flag.
+    """
     out: dict[str, dict[str, str]] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected METHOD.KEY=VALUE (or KEY=VALUE for every method), e.g. --set dbse.lr=1e-3")
+            raise ConfigError(f"{flag} {item!r}: {FLAG_FORMS.get(flag, FLAG_FORMS['--set'])}")
         key, value = item.split("=", 1)
         scope, _, name = key.strip().rpartition(".")
         out.setdefault(scope or "*", {})[name] = value.strip()
     return out
+
+
+#: What each scoped ``KEY=VALUE`` flag expects, for its error message.
+FLAG_FORMS = {
+    "--set": "expected METHOD.KEY=VALUE (or KEY=VALUE for every method), e.g. --set dbse.lr=1e-3",
+    "--metric-option": "expected METRIC.KEY=VALUE, e.g. --metric-option judge.niter=5",
+    "--data-option": "expected DATASET.KEY=VALUE, e.g. --data-option synthetic-sprites.size=32",
+}
 
 
 def load_toml_config(path: Path) -> dict[str, Any]:

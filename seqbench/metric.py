@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .data import SplitData
+from .errors import ConfigError
 from .types import DataSpec, MetricOutput, MetricValue
 
 if TYPE_CHECKING:
@@ -119,6 +120,47 @@ class EvalContext:
         return np.stack([a, b], axis=1)
 
 
+def resolve_options(metric_name: str, given: dict[str, Any], defaults: dict[str, Any],
+                    prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``defaults`` updated with ``given``; values given as strings are parsed to the default's type.
+
+    Keys starting with one of ``prefixes`` (e.g. ``judge_``) are passed through for a sub-component.
+    An unknown key is an error that lists the valid ones.
+    """
+    out = dict(defaults)
+    for key, raw in given.items():
+        if key not in defaults and not key.startswith(prefixes):
+            valid = ", ".join([*sorted(defaults), *(p + "*" for p in prefixes)])
+            listing = f"valid options: {valid}" if valid else f"{metric_name} takes no options"
+            raise ConfigError(f"metric option {metric_name}.{key} does not exist; {listing}")
+        default = defaults.get(key)
+        out[key] = _parse(raw, default, f"{metric_name}.{key}") if isinstance(raw, str) else raw
+    return out
+
+
+def _parse(raw: str, default: Any, where: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if default is None:  # optional value: int, float, or string
+            for cast in (int, float):
+                try:
+                    return cast(raw)
+                except ValueError:
+                    pass
+    except ValueError:
+        raise ConfigError(f"metric option {where}={raw!r}: expected a {type(default).__name__}") from None
+    return raw
+
+
 class Metric(abc.ABC):
     """Base class of every metric plugin."""
 
@@ -127,9 +169,29 @@ class Metric(abc.ABC):
     description: ClassVar[str] = ""
     outputs: ClassVar[tuple[MetricOutput, ...]] = ()
     requires: ClassVar[Requirements] = Requirements()
+    #: The options this metric accepts (``--metric-option NAME.KEY=VALUE``) with their defaults, so
+    #: a typo is a usage error before anything trains. Empty: no options. ``None``: any key is
+    #: accepted (the metric checks its options itself, in :meth:`check_options`).
+    option_defaults: ClassVar[dict[str, Any] | None] = {}
+    #: Key prefixes passed through to a sub-component (e.g. ``judge_`` for the judge's config).
+    option_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         self.options = options
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The declared defaults updated with the given options (strings parsed to the default's type)."""
+        if self.option_defaults is None:
+            return dict(self.options)
+        return resolve_options(self.name, self.options, self.option_defaults, prefixes=self.option_prefixes)
+
+    def check_options(self) -> None:
+        """Raise :class:`~seqbench.errors.ConfigError` for a bad option; the runner calls it before training.
+
+        The default checks keys and types against :attr:`option_defaults`; override to check
+        values too (and call ``super().check_options()``).
+        """
+        self.resolved_options()
 
     def applicable(self, method: "Method", spec: DataSpec) -> str | None:
         """``None`` when the metric applies; otherwise a reason shown in the "not applicable" row."""

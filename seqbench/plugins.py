@@ -9,6 +9,7 @@ fails to import is a warning naming its distribution while everything else keeps
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as md
 import os
@@ -153,14 +154,17 @@ def load_plugins(extra: Iterable[str] = (), *, autoload: bool | None = None) -> 
         pm.register(module, name=name)
         origins[name] = origin
 
+    candidates: set[str] = set()  # every name a `-p no:NAME` could mean, to flag one that means nothing
     for module_name in builtin_plugin_modules():
         name = _plugin_name(module_name)
+        candidates |= {name, module_name}
         if name in blocked or module_name in blocked:
             continue
         register(_import_plugin(module_name), name, f"builtin {module_name}")
 
     if autoload:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            candidates |= {ep.name, ep.value.split(":")[0]}
             if ep.name in blocked:
                 continue
             dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
@@ -181,6 +185,12 @@ def load_plugins(extra: Iterable[str] = (), *, autoload: bool | None = None) -> 
             raise PluginError(f"-p {module_name}: cannot import plugin module ({type(exc).__name__}: {exc}). "
                               f"Check the module path and that its package is installed.") from None
         register(module, module_name, f"-p {module_name}")
+
+    for name in sorted(blocked - candidates - set(added)):
+        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join('no:' + c for c in close)}?" if close else ""
+        warnings.warn(f"-p no:{name}: no plugin is named {name!r}, so nothing was blocked.{hint} "
+                      f"`seqbench list plugins` shows the names", PluginWarning, stacklevel=2)
 
     plugins = Plugins(pm, Registry("method"), Registry("metric"), Registry("dataset"), Registry("backend"),
                       origins, failed)

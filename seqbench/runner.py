@@ -9,8 +9,10 @@ failing cell records its error and the run goes on.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -27,7 +29,8 @@ from .log import configure_logging, logger
 from .plugins import Plugins, load_plugins
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
-from .utils import atomic_write_text, cache_root, content_hash, file_lock, git_sha, resolve_device, versions
+from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, resolve_device,
+                    versions, writable_dir)
 
 DEFAULT_METHODS = ("dbse",)
 DEFAULT_METRICS = ("mse",)
@@ -116,6 +119,7 @@ def resolve_config(method_cls, profile: str, spec: DataSpec, overrides: dict[str
     for scope in ("*", method_cls.name):
         if overrides.get(scope):
             config = config.with_overrides(overrides[scope], owner=f"{method_cls.name}." if scope != "*" else "")
+    config.check(owner=f"{method_cls.name}.")
     return config
 
 
@@ -127,16 +131,7 @@ def model_key(method_cls, config: MethodConfig, spec: DataSpec, seed: int) -> st
 
 
 def check_output_dir(path: Path) -> Path:
-    path = Path(path).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"output directory {path} is not writable ({exc.strerror or exc}); "
-                          f"choose another with --output DIR") from None
-    return path
+    return writable_dir(Path(path).expanduser(), what="output directory", fix="choose another with --output DIR")
 
 
 # Rank 0 evaluates between trainings while the other ranks wait in the next model's first
@@ -192,9 +187,14 @@ class Runner:
             raise ConfigError(f"--profile {opts.profile!r} is not a profile; choose one of {', '.join(PROFILES)}")
         if not opts.seeds:
             raise ConfigError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
+        repeated = sorted({seed for seed in opts.seeds if opts.seeds.count(seed) > 1})
+        if repeated:
+            raise ConfigError(f"--seeds {','.join(map(str, opts.seeds))}: seed(s) {', '.join(map(str, repeated))} "
+                              f"given twice; each seed is one model, list it once")
         methods = _resolve_names("method", opts.methods, self.plugins)
         metrics = _resolve_names("metric", opts.metrics, self.plugins)
         datasets = _resolve_names("dataset", opts.datasets, self.plugins)
+        self.check_metric_options(metrics)
         for scope in opts.overrides:
             if scope != "*" and scope not in methods:
                 if scope in self.plugins.methods:
@@ -226,9 +226,32 @@ class Runner:
                         cells.append(Cell(unit, metric, mcls.version, cell_key))
         return units, cells, skipped
 
+    def check_metric_options(self, metrics: list[str]) -> None:
+        """Every ``--metric-option`` names a metric of this run and a key (and value) it accepts."""
+        selected = ", ".join(metrics)
+        for scope in self.options.metric_options:
+            if scope in metrics:
+                continue
+            if scope in self.plugins.metrics:
+                raise ConfigError(f"--metric-option {scope}.…: metric {scope!r} is not part of this run "
+                                  f"(--metrics {selected}); add it to --metrics or drop the option")
+            close = difflib.get_close_matches(scope, metrics, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(f"--metric-option {scope}.…: unknown metric {scope!r}.{hint} This run's metrics: "
+                              f"{selected}")
+        for name in metrics:
+            metric = self.plugins.metrics.get(name)(**self.options.metric_options.get(name, {}))
+            try:
+                metric.check_options()
+            except ConfigError as exc:
+                message = str(exc)
+                raise ConfigError(message if message.startswith("metric option") else
+                                  f"--metric-option {name}.…: {message}") from None
+
     # -- execution -------------------------------------------------------------------------
     def run(self) -> "RunInfo":
         opts = self.options
+        check_cache_dir()
         units, cells, skipped = self.plan()
         device = resolve_device(opts.device)
         if opts.dry_run:
@@ -439,6 +462,12 @@ class Runner:
                 for key, reason in ctx.not_applicable.items()]
         for key, value in values.items():
             mv = value if isinstance(value, MetricValue) else MetricValue(float(value))
+            if mv.value is None or not math.isfinite(float(mv.value)):
+                reason = (f"{cell.metric} returned {mv.value} for {key!r}: a non-finite value is a failure of the "
+                          f"metric (or of the model), not a score")
+                rows.append(self._row(run, unit, cell.metric, cell, key, status=ERROR, reason=reason,
+                                      duration=duration))
+                continue
             rows.append(self._row(run, unit, cell.metric, cell, key, value=mv,
                                   higher_is_better=metric.output(key).higher_is_better, duration=duration))
         return rows

@@ -115,6 +115,27 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "seqbench"
 
 
+def writable_dir(path: Path, *, what: str, fix: str) -> Path:
+    """``path``, created and probed for writing; otherwise a one-line usage error saying what and how to fix it."""
+    from .errors import ConfigError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} is not writable ({exc.strerror or exc}); {fix}") from None
+    return path
+
+
+def check_cache_dir() -> Path:
+    """The cache directory (``SEQBENCH_CACHE``), checked before a run writes models into it."""
+    source = "SEQBENCH_CACHE" if os.environ.get("SEQBENCH_CACHE") else "default, SEQBENCH_CACHE unset"
+    return writable_dir(cache_root(), what=f"cache directory ({source})",
+                        fix="set SEQBENCH_CACHE to a writable directory")
+
+
 def data_root() -> Path:
     """Where prepared real datasets live (``SEQBENCH_DATA``)."""
     env = os.environ.get("SEQBENCH_DATA")

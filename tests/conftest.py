@@ -93,10 +93,11 @@ class ToyMean(seqbench.Metric):
     name = "toy-mean"
     description = "mean absolute reconstruction error (test plugin)"
     outputs = (seqbench.MetricOutput("mae", higher_is_better=False),)
+    option_defaults = {"scale": 1.0}
 
     def evaluate(self, method, data, ctx):
         x = data.test.clips(np.arange(len(data.test))).to(ctx.device)
-        err = (method.reconstruct(x) - x).abs().mean().item()
+        err = (method.reconstruct(x) - x).abs().mean().item() * self.resolved_options()["scale"]
         return {"mae": seqbench.MetricValue(err, n=len(x))}
 
 

@@ -93,6 +93,17 @@ def test_config_file(toy_plugin, cache_dir, tmp_path, capsys):
     (["--set", "toyae"], "expected METHOD.KEY=VALUE"),
     (["--set", "dbse.lr=1"], "method 'dbse' is not part of this run"),
     (["-p", "no_such_plugin_module"], "cannot import plugin module"),
+    (["--set", "toyae.steps=-5"], "--set toyae.steps=-5: steps must be at least 1"),
+    (["--set", "toyae.batch_size=0"], "--set toyae.batch_size=0: batch_size must be at least 1"),
+    (["--set", "lr=0"], "--set toyae.lr=0.0: lr must be positive"),
+    (["--metric-option", "toy-mean.nosuch=1"], "metric option toy-mean.nosuch does not exist; valid options: scale"),
+    (["--metric-option", "toy-mean.scale=big"], "toy-mean.scale='big': expected a float"),
+    (["--metric-option", "nosuch.k=1"], "unknown metric 'nosuch'. This run's metrics: toy-mean"),
+    (["--metric-option", "toy-man.k=1"], "Did you mean 'toy-mean'? This run's metrics: toy-mean"),
+    (["--metric-option", "judge.niter=2"], "metric 'judge' is not part of this run (--metrics toy-mean)"),
+    (["--metric-option", "garbage"], "--metric-option 'garbage': expected METRIC.KEY=VALUE"),
+    (["--data-option", "garbage"], "--data-option 'garbage': expected DATASET.KEY=VALUE"),
+    (["--seeds", "0,1,0"], "--seeds 0,1,0: seed(s) 0 given twice"),
 ])
 def test_bad_input_is_actionable_without_traceback(toy_plugin, cache_dir, tmp_path, capsys, args, message):
     base = {"--methods": "toyae", "--metrics": "toy-mean", "--dataset": "toy-bars"}
@@ -193,3 +204,64 @@ def test_two_concurrent_runs_train_a_model_once(toy_plugin, cache_dir, tmp_path)
     assert [p.returncode for p in procs] == [0, 0], errs
     assert sum("trained 200 steps" in e for e in errs) == 1
     assert sum("reusing cached model" in e for e in errs) == 1
+
+
+def test_bad_input_is_refused_before_anything_trains(toy_plugin, cache_dir, tmp_path, capsys):
+    """Every usage error is found while planning: no model directory, no output directory."""
+    out_dir = tmp_path / "o"
+    for bad in (["--set", "toyae.batch_size=0"], ["--metric-option", "toy-mean.nosuch=1"], ["--seeds", "2,2"]):
+        assert _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), *bad], capsys)[0] == 2
+        assert not (cache_dir / "models").exists() and not out_dir.exists()
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('seeds = 1.5', 'seeds = 1.5 should be a list of integers'),
+    ('seeds = ["a"]', "should be a list of integers"),
+    ('plugins = [1, 2]', "plugins = [1, 2] should be a list of names"),
+    ('limit = "ten"', "limit = 'ten' should be an integer"),
+    ('set = 3', "set should hold tables, e.g. [set.NAME]"),
+])
+def test_config_file_values_of_the_wrong_type_name_the_key(toy_plugin, cache_dir, tmp_path, capsys, toml, message):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(toml + "\n")
+    code, _, err = _run([*TOY, *NO_MLFLOW, "--config", str(cfg), "-o", str(tmp_path / "o")], capsys)
+    assert code == 2 and message in err and str(cfg) in err and "Traceback" not in err
+
+
+def test_config_file_seeds_as_a_string_are_coerced(toy_plugin, cache_dir, tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('seeds = "0,1"\n')
+    code, stdout, _ = _run([*TOY, *NO_MLFLOW, "--config", str(cfg), "--dry-run"], capsys)
+    assert code == 0 and "seed0" in stdout and "seed1" in stdout
+
+
+def test_unwritable_cache_is_a_one_line_usage_error(toy_plugin, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("SEQBENCH_CACHE", str(blocker / "cache"))
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(tmp_path / "o")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"seqbench: error: cache directory (SEQBENCH_CACHE) {blocker / 'cache'} is not "
+                                        f"writable (Not a directory); set SEQBENCH_CACHE to a writable directory"]
+
+
+def test_blocking_an_unknown_plugin_warns(toy_plugin, cache_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "seqbench", "run", *TOY, *NO_MLFLOW, "-p", "no:mlflow_plugn",
+                           "--dry-run"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "seqbench: warning: -p no:mlflow_plugn: no plugin is named 'mlflow_plugn'" in proc.stderr
+    assert "Did you mean no:mlflow_plugin" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_non_finite_metric_value_is_a_failed_cell(toy_plugin, cache_dir, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, _, err = _run([*TOY, *NO_MLFLOW, "-o", str(out_dir), "--metric-option", "toy-mean.scale=nan"], capsys)
+    assert code == 1 and "1 cell(s) failed" in err
+    row = load_results(out_dir).iloc[0]
+    assert row["status"] == "error" and "returned nan for 'mae'" in row["reason"]
+
+
+def test_exit_status_is_one_whatever_the_number_of_failed_cells(toy_plugin, cache_dir, tmp_path, capsys):
+    code, _, err = _run([*TOY, *NO_MLFLOW, "--seeds", "0,1,2", "-o", str(tmp_path / "o"), "--set", "toyae.fail=true"],
+                        capsys)
+    assert code == 1 and "3 cell(s) failed" in err
