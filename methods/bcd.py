@@ -94,6 +94,7 @@ from seqbench.method import Batch, Method
 from seqbench.nn.dataspace import from_model_space, to_model_space
 from seqbench.nn.diffusion import DDPMSchedule, ddim_sample, ddim_timesteps
 from seqbench.nn.distributions import randn
+from seqbench.nn.factors import FactorNorm, ddpm_x0_error, usage_report
 from seqbench.nn.quantize import GumbelQuantizer, VectorQuantizer
 from seqbench.nn.transformer import CausalCodePrior, Transformer
 from seqbench.nn.unet import UNet, UNetEncoder
@@ -156,9 +157,9 @@ class BCDConfig(MethodConfig):
                       base=8, channel_mult=(1, 2), num_res_blocks=1, attn_levels=(1,), num_heads=2,
                       prediction="v", sampler_steps=3, loss_frames=2, prior_dim=16, prior_depth=1, prior_heads=2,
                       lr=1e-3, batch_size=8, steps=12, checkpoint_every=6, val_every=6, log_every=3),
-        "quick": dict(enc_base=16, enc_mult=(1, 2), enc_channels=4, patch_size=4, dim=64, depth=2, heads=4,
+        "quick": dict(enc_base=16, enc_mult=(1, 2), enc_channels=4, patch_size=2, dim=64, depth=2, heads=4,
                       mlp_mult=2, num_queries=2, content_dim=32, num_codes=8, groups=4, code_dim=8, context_dim=64,
-                      base=32, channel_mult=(1, 2, 2), num_res_blocks=1, attn_levels=(2,), num_heads=4,
+                      base=32, channel_mult=(1, 2, 2), num_res_blocks=1, attn_levels=(1, 2), num_heads=4,
                       prediction="v", sampler_steps=10, loss_frames=2, prior_dim=64, prior_depth=2, prior_heads=4,
                       optimizer="adamw", lr=5e-4, weight_decay=1e-5, grad_clip=1.0, scheduler="cosine",
                       warmup_steps=200, ema_decay=0.999, batch_size=16, steps=3000, checkpoint_every=500,
@@ -199,7 +200,9 @@ class BCD(Method):
     """Content queries + bitrate-limited motion codes conditioning a diffusion decoder (module docstring)."""
 
     name: ClassVar[str] = "bcd"
-    version: ClassVar[str] = "3"  # 2: selection without the prior's NLL; 3: no commitment loss (encoder collapse)
+    # 2: selection without the prior's NLL; 3: no commitment loss (encoder collapse); 4: standardised content,
+    # context LayerNorm, trainer EMA warm-up without buffers, prior clipped apart, patch 2 / two attention levels quick
+    version: ClassVar[str] = "4"
     Config: ClassVar[type[MethodConfig]] = BCDConfig
     modalities: ClassVar[tuple[str, ...]] = ("video",)
     description: ClassVar[str] = ("Bitrate-controlled diffusion: T5-style encoder with K content queries, low-bitrate "
@@ -229,6 +232,7 @@ class BCD(Method):
         self.queries = nn.Parameter(torch.randn(c.num_queries, c.dim) * 0.02)
         self.encoder = Transformer(c.dim, c.depth, c.heads, mlp_mult=c.mlp_mult, norm="rms", relative_bias=True)
         self.content_head = nn.Linear(c.dim, c.content_dim)
+        self.content_norm = FactorNorm(c.content_dim)
         self.motion_head = nn.Linear(c.dim, c.groups * c.code_dim)
         if c.quantizer == "vq":
             self.quantizer: nn.Module = VectorQuantizer(c.num_codes, c.code_dim, beta=c.vq_beta, ema=True,
@@ -274,7 +278,7 @@ class BCD(Method):
         tokens = self.frame_proj(self.frame_encoder(x0))  # [B, T, dim]
         k = self.config.num_queries
         h = self.encoder(torch.cat([self.queries[None].expand(b, -1, -1), tokens], dim=1))
-        content = self.content_head(h[:, :k]).flatten(1)
+        content = self.content_norm(self.content_head(h[:, :k])).flatten(1)
         return content, self.quantizer(self.motion_head(h[:, k:]))
 
     def context(self, content: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
@@ -344,6 +348,28 @@ class BCD(Method):
         out = self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
         out["loss"] = out["denoise_mse"] + out["vq"]
         return out
+
+    def validation_diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Factor usage (:func:`seqbench.nn.usage_report`) of content and quantised motion: one-step ``x_0``
+        error at t = T-1 and 0.7 T, true vs shuffled factors, clip-shared noise fixed by seed 0."""
+        factors = self.encode(batch.x)
+        x0 = self.to_model_space(batch.x)
+        b, frames = x0.shape[:2]
+        noise = self._noise(b, frames, x0.shape[2:], x0.device, torch.Generator().manual_seed(0))
+        x0, noise = x0.flatten(0, 1), noise.flatten(0, 1).contiguous()
+        steps = self.config.diffusion_steps
+
+        def error_at(static: torch.Tensor, dynamic: torch.Tensor, step: float) -> torch.Tensor:
+            context = self.context(static, dynamic)
+            return ddpm_x0_error(lambda x_t, t: self.eps(x_t, t, context), self.schedule, x0, noise, int(step))
+
+        return usage_report(error_at, factors.static, factors.dynamic, {"t_max": steps - 1, "t_0.7": int(0.7 * steps)})
+
+    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
+        """The code prior (trained on detached codes) is clipped apart from the autoencoder."""
+        prior = {id(p) for p in self.prior.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in prior]
+        return [rest, [p for p in self.prior.parameters() if p.requires_grad]]
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """Motion vectors ``[B, T, groups * code_dim]`` of integer codes ``[B, T, groups]`` (exact codebook rows)."""

@@ -63,8 +63,8 @@ from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.method import Batch, Method
-from seqbench.nn import (DDPMSchedule, TokenSelfAttention, UNet, UNetEncoder, ddim_sample, ddpm_sample,
-                         orthogonality_loss, randn)
+from seqbench.nn import (DDPMSchedule, FactorNorm, TokenSelfAttention, UNet, UNetEncoder, ddim_sample, ddpm_sample,
+                         ddpm_x0_error, orthogonality_loss, randn, usage_report)
 from seqbench.nn.diffusion import ddim_timesteps
 from seqbench.types import DataSpec, Factors
 
@@ -109,8 +109,8 @@ class DiViDConfig(MethodConfig):
                       checkpoint_every=6, val_every=6, log_every=3),
         "quick": dict(token_dim=64, enc_base=16, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=256,
                       lstm_hidden=32, dyn_heads=4, base=32, channel_mult=(1, 2, 2), num_res_blocks=1,
-                      attn_levels=(2,), num_heads=4, patch_size=4, prediction="v", sampler_steps=10,
-                      loss_frames=2, optimizer="adamw", lr=2e-3, weight_decay=1e-5, grad_clip=1.0,
+                      attn_levels=(1, 2), num_heads=4, patch_size=2, prediction="v", sampler_steps=10,
+                      loss_frames=2, optimizer="adamw", lr=5e-4, weight_decay=1e-5, grad_clip=1.0,
                       scheduler="cosine", warmup_steps=200, ema_decay=0.999, batch_size=16, steps=3000,
                       checkpoint_every=500, val_every=500, log_every=50),
         "paper": dict(optimizer="adam", lr=1e-4, grad_clip=1.0, warmup_steps=1000, batch_size=16, steps=200_000,
@@ -138,7 +138,7 @@ class DiViD(Method):
     """First-frame static token, residual dynamic tokens, cross-attention DDPM decoder (module docstring)."""
 
     name: ClassVar[str] = "divid"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: standardised tokens, context LayerNorm, trainer EMA warm-up, patch 2 quick
     Config: ClassVar[type[MethodConfig]] = DiViDConfig
     modalities: ClassVar[tuple[str, ...]] = ("video",)
     description: ClassVar[str] = ("Diffusion decoder: static token from frame 1 (MLP), dynamic tokens from residuals "
@@ -165,6 +165,7 @@ class DiViD(Method):
         self.dynamic_lstm = nn.LSTM(feat, c.lstm_hidden, batch_first=True, bidirectional=True)
         self.dynamic_attention = TokenSelfAttention(2 * c.lstm_hidden, c.dyn_heads)
         self.dynamic_proj = nn.Linear(2 * c.lstm_hidden, c.token_dim)
+        self.static_norm, self.dynamic_norm = FactorNorm(c.token_dim), FactorNorm(c.token_dim)
         self.unet = UNet(ch, ch, base=c.base, channel_mult=c.channel_mult, num_res_blocks=c.num_res_blocks,
                          attn_levels=c.attn_levels, context_dim=c.token_dim, num_heads=c.num_heads,
                          transformer_depth=c.transformer_depth, dropout=c.dropout, patch_size=c.patch_size)
@@ -192,9 +193,9 @@ class DiViD(Method):
     def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence encoder: ``(s [B, D], d [B, T, D])`` for model-space ``x`` ``[B, T, C, H, W]``."""
         e = self.image_encoder(x)  # [B, T, F]
-        s = self.static_encoder(e[:, 0])
+        s = self.static_norm(self.static_encoder(e[:, 0]))
         h, _ = self.dynamic_lstm(e - e[:, :1])
-        d = self.dynamic_proj(self.dynamic_attention(h))
+        d = self.dynamic_norm(self.dynamic_proj(self.dynamic_attention(h)))
         return s, d
 
     @staticmethod
@@ -256,6 +257,22 @@ class DiViD(Method):
         """Training losses with noise seeded by the batch's first item, so checkpoints compare on equal draws."""
         seed = int(batch.index[0]) if batch.index.numel() else 0
         return self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
+
+    def validation_diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Factor usage (:func:`seqbench.nn.usage_report`): one-step ``x_0`` error at t = T-1 and 0.7 T with
+        the true ``[s, d_t]``, ``s`` shuffled and ``d`` shuffled, clip-shared noise fixed by seed 0."""
+        x0 = self.to_model_space(batch.x)
+        s, d = self.tokens(x0)
+        b, frames = x0.shape[:2]
+        noise = self._clip_noise(b, frames, x0.shape[2:], like=x0, generator=torch.Generator().manual_seed(0))
+        x0, noise = x0.flatten(0, 1), noise.flatten(0, 1).contiguous()
+        steps = self.config.diffusion_steps
+
+        def error_at(static: torch.Tensor, dynamic: torch.Tensor, step: float) -> torch.Tensor:
+            context = self.context(static, dynamic)
+            return ddpm_x0_error(lambda x_t, t: self.eps(x_t, t, context), self.schedule, x0, noise, int(step))
+
+        return usage_report(error_at, s, d, {"t_max": steps - 1, "t_0.7": int(0.7 * steps)})
 
     def encode(self, x: torch.Tensor) -> Factors:
         s, d = self.tokens(self.to_model_space(x))

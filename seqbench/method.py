@@ -98,6 +98,21 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         """Extra values to log during training (codebook perplexity, KL weight...)."""
         return {}
 
+    def validation_diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Values computed at every validation point on a fixed batch of validation clips, logged as
+        ``usage/<key>`` (e.g. :func:`seqbench.nn.factor_usage`: does the decoder read both factors?).
+        Runs in eval mode without gradients under a fixed seed; the default reports nothing."""
+        return {}
+
+    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
+        """Parameter groups whose gradient norms are clipped separately (``grad_clip``).
+
+        One group by default. A method whose loss adds an independent part - a prior trained on
+        detached codes - returns it as its own group, so that part's gradient norm does not set the
+        clipping scale of the rest.
+        """
+        return [[p for p in self.parameters() if p.requires_grad]]
+
     @classmethod
     def supports(cls, spec: DataSpec) -> str | None:
         """``None`` if the method can run on ``spec``; otherwise the reason it cannot."""

@@ -5,6 +5,17 @@ clipping, EMA, mixed precision on CUDA, a NaN/inf guard, periodic checkpoints wi
 (the batch order is a pure function of (seed, step), RNG states are saved), and model selection
 on a validation split carved from train - never on test.
 
+EMA (``ema_decay``) is :class:`torch.optim.swa_utils.AveragedModel` over the *parameters only*,
+with the decay warmed up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates. Version 1 of
+the loop started the average at the initial weights with the full decay and averaged buffers too:
+at step 3000 with decay 0.999, 5% of the evaluated weights were still the initialisation (61% at
+the step-500 checkpoint), and a VQ codebook (a buffer) was averaged into one its decoder never saw.
+Buffers (codebooks, BatchNorm statistics) always come from the live model. At every validation
+point both the live and the EMA weights are validated and the better one is kept; which one was
+selected is recorded (:attr:`TrainResult.selected`). Methods may also report diagnostics at
+validation (:meth:`~seqbench.method.Method.validation_diagnostics`, logged as ``usage/...``) and
+ask for per-group gradient clipping (:meth:`~seqbench.method.Method.grad_clip_groups`).
+
 Data parallel under ``torchrun`` (:func:`distributed_context`): every rank draws the same global
 batch order and takes its ``rank::world`` share, gradients are averaged across ranks before
 clipping (so a mean-reduced loss gives the single-process update), buffers (BatchNorm statistics)
@@ -32,6 +43,8 @@ from .utils import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+# Clips of the validation split the method's validation diagnostics see (fixed: the first ones).
+DIAGNOSTIC_CLIPS = 64
 # Rank r seeds its RNG with seed + RANK_SEED_STRIDE * r: ranks draw different noise, rank 0 the
 # single-process stream.
 RANK_SEED_STRIDE = 100_003
@@ -61,6 +74,27 @@ class TrainResult:
     wall_s: float
     resumed_from: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    selected: str = "live"  # which weights model selection kept: "live" or "ema"
+
+
+def ema_decay_at(decay: float, updates: int) -> float:
+    """The warmed-up EMA decay after ``updates`` averaging steps: ``min(decay, (1 + n) / (10 + n))``.
+
+    Early weights are forgotten quickly (0.1 after the first update, 0.5 after 8, 0.9 after 80), so
+    the average follows training instead of being anchored at the initialisation.
+    """
+    return min(float(decay), (1.0 + updates) / (10.0 + updates))
+
+
+def _warmup_ema(decay: float):
+    """``multi_avg_fn`` for :class:`~torch.optim.swa_utils.AveragedModel` with the warmed-up decay."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        weight = 1.0 - ema_decay_at(decay, int(num_averaged))
+        torch._foreach_lerp_(averaged, current, weight)
+
+    return update
 
 
 def total_steps(config: MethodConfig, n_train: int) -> int:
@@ -132,20 +166,22 @@ class Trainer:
         self.method.total_steps = self.steps
         self.optimizer = build_optimizer(self.config, [p for p in method.parameters() if p.requires_grad])
         self.scheduler = build_scheduler(self.config, self.optimizer, self.steps)
-        self.ema: dict[str, torch.Tensor] | None = None
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None
         if self.config.ema_decay:
-            self.ema = {k: v.detach().clone() for k, v in method.state_dict().items()}
+            self.ema = torch.optim.swa_utils.AveragedModel(method, multi_avg_fn=_warmup_ema(self.config.ema_decay),
+                                                           use_buffers=False)
         self.use_amp = bool(self.config.amp) and device.type == "cuda"
+        self.selected = "live"  # which weights the best checkpoint holds
 
     # -- checkpoints -----------------------------------------------------------------------
     def _state(self, step: int, best_val: float | None, best_step: int) -> dict[str, Any]:
         state = {"model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "step": step, "best_val": best_val,
-                 "best_step": best_step, "rng_cpu": torch.get_rng_state()}
+                 "best_step": best_step, "selected": self.selected, "rng_cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.ema is not None:
-            state["ema"] = self.ema
+            state["ema"] = self.ema.state_dict()
         return state
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, float | None, int]:
@@ -156,22 +192,37 @@ class Trainer:
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         if "ema" in state and self.ema is not None:
-            self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
+            self.ema.load_state_dict(state["ema"])
+        self.selected = str(state.get("selected", "live"))
         return int(state["step"]), state["best_val"], int(state["best_step"])
 
-    def _selected_weights(self) -> dict[str, torch.Tensor]:
-        return self.ema if self.ema is not None else self.method.state_dict()
+    def ema_weights(self) -> dict[str, torch.Tensor]:
+        """The live state dict with every parameter replaced by its EMA (buffers stay live)."""
+        if self.ema is None:
+            raise RuntimeError("this trainer keeps no EMA (ema_decay is unset)")
+        weights = dict(self.method.state_dict())
+        for name, value in self.ema.module.named_parameters():
+            weights[name] = value.detach()
+        return weights
+
+    def _candidates(self) -> list[tuple[str, dict[str, torch.Tensor] | None]]:
+        """Weights to validate: the live ones (``None`` = as loaded) and, with EMA, the average."""
+        return [("live", None)] + ([("ema", self.ema_weights())] if self.ema is not None else [])
 
     # -- validation ------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> float | None:
-        """Mean validation loss with noise fixed by the seed (training RNG left untouched)."""
+    def validate(self, weights: dict[str, torch.Tensor] | None = None) -> float | None:
+        """Mean validation loss with noise fixed by the seed (training RNG left untouched).
+
+        ``weights`` (e.g. :meth:`ema_weights`) are validated in place of the live ones, which are
+        restored afterwards.
+        """
         if len(self.val) == 0:
             return None
         live = None
-        if self.ema is not None:
+        if weights is not None:
             live = {k: v.clone() for k, v in self.method.state_dict().items()}
-            self.method.load_state_dict(self.ema)
+            self.method.load_state_dict(weights)
         self.method.eval()
         total, count = 0.0, 0
         n = min(len(self.val), self.val_max_clips)
@@ -187,6 +238,27 @@ class Trainer:
         if live is not None:
             self.method.load_state_dict(live)
         return total / max(1, count)
+
+    @torch.no_grad()
+    def diagnostics(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """The method's validation diagnostics on the first :data:`DIAGNOSTIC_CLIPS` validation clips."""
+        if len(self.val) < 2:
+            return {}
+        live = None
+        if weights is not None:
+            live = {k: v.clone() for k, v in self.method.state_dict().items()}
+            self.method.load_state_dict(weights)
+        self.method.eval()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(self.seed + 7919)
+                batch = self.val.batch(np.arange(min(len(self.val), DIAGNOSTIC_CLIPS))).to(self.device)
+                values = self.method.validation_diagnostics(batch)
+        finally:
+            self.method.train()
+            if live is not None:
+                self.method.load_state_dict(live)
+        return {f"usage/{k}": float(v) for k, v in values.items()}
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -241,13 +313,14 @@ class Trainer:
                 if world > 1:
                     self._average_gradients(world)
                 if self.config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config.grad_clip)
+                    for group in self.method.grad_clip_groups():
+                        torch.nn.utils.clip_grad_norm_(group, self.config.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 if world > 1:
                     self._broadcast_buffers()
                 if self.ema is not None:
-                    self._update_ema()
+                    self.ema.update_parameters(self.method)
                 step += 1
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach())
@@ -264,12 +337,20 @@ class Trainer:
                     sums, count = {}, 0
                 if step % max(1, self.config.val_every) == 0 or step == self.steps:
                     if lead:
-                        val = self.validate()
-                        if val is not None and self.on_log:
-                            self.on_log(step, {"val_loss": val})
+                        scored = [(name, weights, self.validate(weights)) for name, weights in self._candidates()]
+                        name, weights, val = min(scored, key=lambda c: math.inf if c[2] is None else c[2])
+                        logged = {f"val_loss_{n}": v for n, _, v in scored if v is not None and len(scored) > 1}
+                        if val is not None:
+                            logged["val_loss"] = val
+                        logged.update(self.diagnostics(weights))
+                        if logged:
+                            history.append({"step": step, **logged})
+                            if self.on_log:
+                                self.on_log(step, logged)
                         if val is None or best_val is None or val < best_val:
-                            best_val, best_step = val, step
-                            atomic_torch_save(self._selected_weights(), self.workdir / BEST)
+                            best_val, best_step, self.selected = val, step, name
+                            atomic_torch_save(weights if weights is not None else self.method.state_dict(),
+                                              self.workdir / BEST)
                 if step % max(1, self.config.checkpoint_every) == 0 or step == self.steps:
                     if lead:
                         atomic_torch_save(self._state(step, best_val, best_step), ckpt_path)
@@ -282,7 +363,8 @@ class Trainer:
         # Model selection: the weights with the lowest validation loss (never the test split).
         self.method.load_state_dict(torch.load(self.workdir / BEST, map_location=self.device, weights_only=True))
         self.method.eval()
-        return TrainResult(self.steps, best_step, best_val, time.perf_counter() - start, resumed_from, history)
+        return TrainResult(self.steps, best_step, best_val, time.perf_counter() - start, resumed_from, history,
+                           self.selected)
 
     # -- data parallel ---------------------------------------------------------------------
     def _all_finite(self, loss: torch.Tensor, world: int) -> bool:
@@ -331,15 +413,7 @@ class Trainer:
     def _broadcast_selection(self, best_val: float | None, best_step: int) -> tuple[float | None, int]:
         import torch.distributed as dist
 
-        box = [best_val, best_step]
+        box = [best_val, best_step, self.selected]
         dist.broadcast_object_list(box, src=0)
+        self.selected = box[2]
         return box[0], int(box[1])
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = float(self.config.ema_decay)
-        for key, value in self.method.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.ema[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
-            else:
-                self.ema[key].copy_(value)
