@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from torch import nn
 
 from .data import SplitData, carve_validation
 from .errors import ConfigError, NotApplicable
+from .log import ProgressLog, configure_logging, format_duration, logger
 from .types import DataSpec
 from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock
 
@@ -66,7 +66,12 @@ def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
     digest = content_hash(key, length=20)
     folder = (root if root is not None else cache_root()) / kind / digest
     weights, meta_path = folder / "model.pt", folder / "meta.json"
-    with file_lock(folder.parent / f".{digest}.lock"):
+    lock = folder.parent / f".{digest}.lock"
+
+    def waiting() -> None:
+        (log or logger.info)(f"waiting for {lock}: another process is training this {kind} model; it will be reused")
+
+    with file_lock(lock, on_wait=waiting):
         model = build()
         if weights.exists() and meta_path.exists():
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -107,7 +112,8 @@ def cached_model_label(prefix: str, meta: dict[str, Any]) -> str:
 
 
 def _stderr(message: str) -> None:
-    print(f"[seqbench] {message}", file=sys.stderr, flush=True)
+    configure_logging()  # also outside a run (benchmark scripts)
+    logger.info(message)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -167,6 +173,7 @@ def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     best_state, best_val, best_step = None, -float("inf"), 0
     start, step = time.perf_counter(), 0
+    progress = ProgressLog(f"{desc}: training", config.max_steps, fractions=0, emit=log) if log else None
     while step < config.max_steps:
         index = batch_indices(len(train), config.batch_size, config.seed, step)
         batch = make_batch(train, index) if make_batch else train.batch(index).to(device)
@@ -179,13 +186,18 @@ def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor
             loss.backward()
         optimizer.step()
         step += 1
+        if progress is not None:  # between validations: a line every interval (SEQBENCH_PROGRESS_INTERVAL)
+            progress.update(step, loss=loss.item())
         if step % config.val_every == 0 or step == config.max_steps:
             model.eval()
             with torch.no_grad():
                 score = float(score_fn(model, val))
             model.train()
             if log:
-                log(f"{desc}: step {step}, loss {loss.item():.4f}, validation score {score:.4f}")
+                elapsed = time.perf_counter() - start
+                log(f"{desc}: step {step}/{config.max_steps}, loss {loss.item():.4f}, validation score {score:.4f}"
+                    f" (target {config.target}), elapsed {format_duration(elapsed)}, "
+                    f"ETA at most {format_duration(elapsed / step * (config.max_steps - step))}")
             if score > best_val:
                 best_val, best_step = score, step
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -68,7 +68,8 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressLog:
-    """One log line per tenth of ``total`` steps or per interval, with step, loss, elapsed and ETA.
+    """One log line per tenth of ``total`` steps (``fractions``; 0: by time only) or per interval,
+    with step, loss, elapsed and ETA.
 
     ``update(step, **values)`` may be called every step; it decides whether to write. The ETA
     extrapolates the rate of the steps done in this process (a resumed run starts counting at
@@ -79,7 +80,7 @@ class ProgressLog:
                  emit: Callable[[str], None] | None = None, unit: str = "step"):
         self.label, self.total, self.unit = label, max(1, int(total)), unit
         self.interval_s = progress_interval_s() if interval_s is None else interval_s
-        self.every = max(1, self.total // max(1, fractions))
+        self.every = max(1, self.total // fractions) if fractions else None  # None: by time alone
         self.emit = emit or logger.info
         self.start = time.monotonic()
         self.first_step: int | None = None
@@ -93,7 +94,7 @@ class ProgressLog:
             self.first_step = step
             self.start = now
             self.last_time = now
-        crossed = self.last_step is None or step // self.every > self.last_step // self.every
+        crossed = self.last_step is None or (self.every is not None and step // self.every > self.last_step // self.every)
         due = now - self.last_time >= self.interval_s
         if not (crossed or due or step >= self.total):
             return False

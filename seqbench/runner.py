@@ -25,7 +25,7 @@ from typing import Any
 from . import __version__
 from .config import PROFILES, MethodConfig
 from .errors import ConfigError, NotApplicable, SeqbenchError
-from .log import configure_logging, logger
+from .log import ProgressLog, configure_logging, format_duration, heartbeat, logger
 from .plugins import Plugins, load_plugins
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
@@ -343,7 +343,7 @@ class Runner:
                 rows = [dict(r, run_id=run.run_id, reused=True) for r in cached[cell.cell_key]]
                 summary["reused"] += 1
             else:
-                rows = self._evaluate_cell(run, cell, method, device)
+                rows = self._evaluate_with_progress(run, cell, method, device)
                 if all(r["status"] in (OK, NOT_APPLICABLE) for r in rows):
                     atomic_write_text(self._cell_path(cell), json.dumps(rows))
             for r in rows:
@@ -372,7 +372,13 @@ class Runner:
         workdir = self.model_dir(unit)
         if distributed_context()[1] > 1:
             return self._load_or_train(run, unit, device)
-        with file_lock(workdir / ".lock"):
+        lock = workdir / ".lock"
+
+        def waiting() -> None:
+            self._log(f"{unit.label}: waiting for {lock}: another seqbench process is training this model; "
+                      f"its result will be reused")
+
+        with file_lock(lock, on_wait=waiting):
             return self._load_or_train(run, unit, device)
 
     def _load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
@@ -399,11 +405,17 @@ class Runner:
         train, val = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
         hook = self.plugins.hook
 
+        progress: list[ProgressLog] = []  # created once the trainer knows its schedule
+
         def on_log(step: int, values: dict[str, float]) -> None:
             hook.seqbench_train_progress(run=run, unit=unit, step=step, values=values)
+            if progress and "loss" in values:
+                progress[0].update(step, loss=values["loss"])
 
         trainer = Trainer(method, train, val, device=device, seed=unit.seed, workdir=workdir,
                           progress=self.options.progress, desc=unit.label, on_log=on_log if lead else None)
+        if not self.options.progress:  # no progress bar (a batch log): steady progress lines instead
+            progress.append(ProgressLog(f"{unit.label}: training", trainer.steps))
         result = trainer.fit()
         if not lead:
             return method
@@ -425,6 +437,24 @@ class Runner:
         return method
 
     # -- metrics ---------------------------------------------------------------------------
+    def _evaluate_with_progress(self, run: RunInfo, cell: Cell, method, device) -> list[dict[str, Any]]:
+        """Evaluate one cell, saying so: a line before, a heartbeat while it runs, a line with the run's ETA after."""
+        label = f"{cell.unit.label}/{cell.metric}"
+        counter = run.state.setdefault("evaluation", {"done": 0, "seconds": 0.0,
+                                                      "total": sum(self._cached_cell(c) is None for c in run.cells)})
+        self._log(f"{label}: evaluating (cell {counter['done'] + 1}/{counter['total']} to evaluate)")
+        start = time.monotonic()
+        with heartbeat(lambda elapsed: f"{label}: still evaluating, elapsed {format_duration(elapsed)}"):
+            rows = self._evaluate_cell(run, cell, method, device)
+        seconds = time.monotonic() - start
+        counter["done"] += 1
+        counter["seconds"] += seconds
+        left = counter["total"] - counter["done"]
+        eta = format_duration(counter["seconds"] / counter["done"] * left)
+        self._log(f"{label}: evaluated in {format_duration(seconds)}; {counter['done']}/{counter['total']} cells, "
+                  f"evaluation ETA {eta} (not counting training)")
+        return rows
+
     def _evaluate_cell(self, run: RunInfo, cell: Cell, method, device) -> list[dict[str, Any]]:
         import numpy as np
         import torch

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Iterator
 
 
@@ -143,14 +144,23 @@ def data_root() -> Path:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so two processes never train the same cached model at once."""
+def file_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """An exclusive advisory lock, so two processes never train the same cached model at once.
+
+    ``on_wait()`` is called once when another process holds the lock, before blocking on it
+    (so a waiting run can say so instead of sitting silent).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
         try:
             import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - non-POSIX: atomic writes still keep the cache whole
-            pass
+            yield
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         yield

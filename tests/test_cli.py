@@ -197,13 +197,15 @@ def test_eval_clips_scores_a_fixed_subset_and_leaderboards_refuse_to_mix_sizes(t
 def test_two_concurrent_runs_train_a_model_once(toy_plugin, cache_dir, tmp_path):
     """Two ``seqbench run`` processes sharing a cache: one trains, the other waits and reuses the model."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "seqbench", "run", *TOY, *NO_MLFLOW, "--set", "toyae.steps=200"]
+    cmd = [sys.executable, "-m", "seqbench", "run", *TOY, *NO_MLFLOW, "--set", "toyae.steps=600"]
     procs = [subprocess.Popen([*cmd, "-o", str(tmp_path / f"out{i}")], env=env, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
-    assert sum("trained 200 steps" in e for e in errs) == 1
+    assert sum("trained 600 steps" in e for e in errs) == 1
     assert sum("reusing cached model" in e for e in errs) == 1
+    waiting = [e for e in errs if "reusing cached model" in e][0]
+    assert "toy-bars/toyae/seed0: waiting for" in waiting and "another seqbench process is training" in waiting
 
 
 def test_bad_input_is_refused_before_anything_trains(toy_plugin, cache_dir, tmp_path, capsys):
