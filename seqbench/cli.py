@@ -244,15 +244,22 @@ def _print_summary(frame, run) -> None:
     from .leaderboard import format_value
 
     rows = []
-    for _, row in frame.iterrows():
+    reused = frame["reused"].fillna(False).astype(bool) if "reused" in frame else frame["status"] != frame["status"]
+    for (_, row), was_reused in zip(frame.iterrows(), reused):
         value = format_value(row["value"]) if row["status"] == "ok" else row["status"]
         if row["status"] == "ok" and isinstance(row["ci_low"], float) and row["ci_low"] == row["ci_low"]:
             value += f" [{format_value(row['ci_low'])}, {format_value(row['ci_high'])}]"
+        if was_reused:
+            value += " (cached)"
         reason = row["reason"] if isinstance(row["reason"], str) else ""  # pandas turns None into NaN
         key = row["key"] if isinstance(row["key"], str) else ""
         rows.append([row["dataset"], row["method"], row["seed"], row["metric"], key, value, reason[:90]])
     print(tabulate(rows, headers=["dataset", "method", "seed", "metric", "key", "value", "note"], tablefmt="simple"))
     errors = frame[frame["status"] == "error"].drop_duplicates(["dataset", "method", "seed", "metric"])
+    if reused.any():
+        cells = frame[reused].drop_duplicates(["dataset", "method", "seed", "metric"])
+        print(f"\n(cached): {len(cells)} cell(s) reused from the cache, computed earlier with the same code, config "
+              f"and data; --retrain recomputes them")
     print(f"\nresults: {run.output / 'results.jsonl'}")
     print(f"leaderboards: {run.output / 'leaderboards'}")
     tracking = run.state.get("mlflow") or {}

@@ -214,10 +214,13 @@ def _footer(data: "pd.DataFrame") -> str:
     clips = sorted({int(v) for v in data["eval_clips"].dropna().unique()})
     weighed = sorted({b for b in data["backend"].dropna().unique() if isinstance(b, str) and "@" in b})
     subset = (f", test clips: a fixed seeded subset of {clips[0]}" if clips else ", test clips: the whole split")
+    distributions = sorted({str(v) for column in ("method_distribution", "metric_distribution") if column in data
+                            for v in data[column].dropna().unique()})
     return ("<sub>Provenance: seqbench " + values("seqbench_version") + ", git sha " + values("git_sha") +
             ", profile " + values("profile") + ", seeds " + seeds + ", dates " + span + ", device " +
             values("device") + ", dataset fingerprint " + values("dataset_fingerprint") + subset + ", metric versions " +
-            versions + (", evaluation model weights " + ", ".join(weighed) if weighed else "") + ", runs " +
+            versions + (", evaluation model weights " + ", ".join(weighed) if weighed else "") +
+            (", plugin distributions " + ", ".join(distributions) if distributions else "") + ", runs " +
             values("run_id") + ". Mean ± std over seeds; best in bold; "
             "runs made with --limit are excluded.</sub>")
 

@@ -61,6 +61,54 @@ class Entry(Generic[T]):
     obj: T
     origin: str  # "builtin seqbench.methods.dbse" or "distribution foo 1.0 (module foo.plugin)"
 
+    @property
+    def distribution(self) -> str:
+        """``NAME VERSION`` of the distribution that provides the plugin (``-p MODULE`` for a loose module)."""
+        if self.origin.startswith("builtin"):
+            from . import __version__
+
+            return f"seqbench {__version__}"
+        if self.origin.startswith("distribution "):
+            return self.origin[len("distribution "):].split(" (", 1)[0]
+        return self.origin
+
+
+#: Modules of the framework's own base classes: their code is versioned by seqbench itself, so an
+#: edit there does not invalidate every plugin's cached models and cells.
+FRAMEWORK_MODULES = frozenset({"seqbench.method", "seqbench.metric", "seqbench.data", "seqbench.backends", "abc",
+                               "builtins", "typing"})
+
+
+def code_digest(cls: type) -> str:
+    """SHA-256 (16 hex) of the source files defining ``cls`` and its plugin base classes.
+
+    Part of every cache key beside the plugin's ``version``: editing a plugin's code (a formula, a
+    layer) never returns a stale cached model or cell, even when its author forgot to bump
+    ``version``. The framework's own base classes and torch are left out.
+    """
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    files: list[str] = []
+    for klass in cls.__mro__:
+        module = klass.__module__ or ""
+        if module in FRAMEWORK_MODULES or module.split(".")[0] in ("torch", "builtins"):
+            continue
+        try:
+            path = inspect.getsourcefile(klass)
+        except TypeError:  # built-in or dynamically created class
+            continue
+        if path and path not in files:
+            files.append(path)
+    for path in files:
+        try:
+            with open(path, "rb") as fh:
+                digest.update(fh.read())
+        except OSError:
+            digest.update(path.encode())
+    return digest.hexdigest()[:16]
+
 
 @dataclass
 class Registry(Generic[T]):
@@ -89,6 +137,9 @@ class Registry(Generic[T]):
 
     def origin(self, name: str) -> str:
         return self.entries[name].origin
+
+    def distribution(self, name: str) -> str:
+        return self.entries[name].distribution
 
     def __contains__(self, name: object) -> bool:
         return name in self.entries

@@ -21,7 +21,7 @@ COLUMNS = (
     "run_id", "timestamp", "dataset", "method", "seed", "metric", "key", "value", "higher_is_better",
     "n", "ci_low", "ci_high", "status", "reason", "backend", "profile", "limit", "eval_clips", "metric_version",
     "method_version", "dataset_fingerprint", "config_hash", "model_key", "cell_key", "seqbench_version",
-    "git_sha", "device", "duration_s",
+    "git_sha", "device", "duration_s", "method_distribution", "metric_distribution",
 )
 
 OK, ERROR, NOT_APPLICABLE = "ok", "error", "not_applicable"

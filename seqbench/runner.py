@@ -26,7 +26,7 @@ from . import __version__
 from .config import PROFILES, MethodConfig
 from .errors import ConfigError, NotApplicable, SeqbenchError
 from .log import ProgressLog, configure_logging, format_duration, heartbeat, logger
-from .plugins import Plugins, load_plugins
+from .plugins import Plugins, code_digest, load_plugins
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
 from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, resolve_device,
@@ -124,10 +124,14 @@ def resolve_config(method_cls, profile: str, spec: DataSpec, overrides: dict[str
 
 
 def model_key(method_cls, config: MethodConfig, spec: DataSpec, seed: int) -> str:
-    """Everything that determines a trained model, hashed (cf. lm-eval #4063: key on all of it)."""
+    """Everything that determines a trained model, hashed (cf. lm-eval #4063: key on all of it).
+
+    The method's own source (:func:`~seqbench.plugins.code_digest`) is part of it, so edited code
+    trains a new model even when ``version`` was not bumped.
+    """
     return content_hash({"method": method_cls.name, "method_version": method_cls.version, "config": config.to_dict(),
                          "dataset": spec.name, "fingerprint": spec.fingerprint, "seed": seed,
-                         "seqbench": __version__}, length=20)
+                         "seqbench": __version__, "code": code_digest(method_cls)}, length=20)
 
 
 def check_output_dir(path: Path) -> Path:
@@ -218,6 +222,7 @@ class Runner:
                     for metric in metrics:
                         mcls = self.plugins.metrics.get(metric)
                         cell_key = content_hash({"model": key, "metric": metric, "metric_version": mcls.version,
+                                                 "metric_code": code_digest(mcls),
                                                  "limit": opts.limit,
                                                  **({"eval_clips": self.eval_clips}
                                                     if self.eval_clips else {}),
@@ -517,7 +522,8 @@ class Runner:
             "dataset_fingerprint": unit.spec.fingerprint, "config_hash": unit.config_hash,
             "model_key": unit.model_key, "cell_key": None if cell is None else cell.cell_key,
             "seqbench_version": __version__, "git_sha": run.provenance["git_sha"], "device": run.device,
-            "duration_s": duration,
+            "duration_s": duration, "method_distribution": self.plugins.methods.distribution(unit.method),
+            "metric_distribution": self.plugins.metrics.distribution(metric),
         }
 
     def _cell_path(self, cell: Cell) -> Path:
@@ -541,6 +547,7 @@ class Runner:
         meta = {"run_id": run.run_id, "started": run.started,
                 "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "summary": {k: v for k, v in summary.items()}, **run.provenance,
+                "plugins": self.plugin_distributions(run),
                 "methods": run.options.methods, "metrics": run.options.metrics, "datasets": run.options.datasets}
         atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2, default=str))
         append_rows(run_dir / RESULTS_FILE, rows)  # this run's rows alone, for trackers
@@ -554,6 +561,14 @@ class Runner:
                 paths = []
             for path in paths:
                 hook.seqbench_artifact_produced(run=run, unit=None, path=path, kind="leaderboard")
+
+    def plugin_distributions(self, run: RunInfo) -> dict[str, dict[str, str]]:
+        """``{kind: {name: "DISTRIBUTION VERSION"}}`` of every plugin this run used (for run.json)."""
+        used = {"methods": (self.plugins.methods, run.options.methods),
+                "metrics": (self.plugins.metrics, run.options.metrics),
+                "datasets": (self.plugins.datasets, run.options.datasets)}
+        return {kind: {name: registry.distribution(name) for name in names if name in registry}
+                for kind, (registry, names) in used.items()}
 
     def print_plan(self, units, cells, skipped, device) -> None:
         clips = f"a fixed subset of {self.eval_clips} test clips" if self.eval_clips else "the whole test split"

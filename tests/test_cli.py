@@ -267,3 +267,26 @@ def test_exit_status_is_one_whatever_the_number_of_failed_cells(toy_plugin, cach
     code, _, err = _run([*TOY, *NO_MLFLOW, "--seeds", "0,1,2", "-o", str(tmp_path / "o"), "--set", "toyae.fail=true"],
                         capsys)
     assert code == 1 and "3 cell(s) failed" in err
+
+
+def test_edited_plugin_code_is_never_served_from_the_cache(toy_plugin, cache_dir, tmp_path):
+    """A metric whose formula changed (version not bumped) is recomputed; reused values are marked."""
+    out_dir = tmp_path / "out"
+    cmd = [sys.executable, "-m", "seqbench", "run", *TOY, *NO_MLFLOW, "-o", str(out_dir)]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert "(cached)" in again.stdout and "1 cell(s) reused from the cache" in again.stdout
+    module = toy_plugin / "seqbench_toy" / "__init__.py"
+    module.write_text(module.read_text().replace('.mean().item() * self.resolved_options()["scale"]',
+                                                 '.mean().item() * 1000 * self.resolved_options()["scale"]'))
+    edited = subprocess.run(cmd, capture_output=True, text=True)
+    assert edited.returncode == 0 and "(cached)" not in edited.stdout
+    frame = load_results(out_dir)
+    runs = list(dict.fromkeys(frame["run_id"]))
+    values = [frame[frame["run_id"] == run]["value"].iloc[0] for run in runs]
+    assert values[1] == values[0] and values[2] == pytest.approx(1000 * values[0], rel=1e-4)
+    assert frame[frame["run_id"] == runs[2]]["reused"].isna().all()
+    meta = json.loads(next((out_dir / "runs").glob(f"{runs[2]}/run.json")).read_text())
+    assert meta["plugins"]["metrics"] == {"toy-mean": "seqbench_toy 0.1"}
+    assert "plugin distributions seqbench_toy 0.1" in (out_dir / "leaderboards" / "toy-bars.md").read_text()
