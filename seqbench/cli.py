@@ -271,6 +271,11 @@ def _print_summary(frame, run) -> None:
         print(f"\n{len(errors)} cell(s) failed:", file=sys.stderr)
         for _, row in errors.iterrows():
             print(f"  {row['dataset']}/{row['method']}/seed{row['seed']}/{row['metric']}: {row['reason']}", file=sys.stderr)
+        from .runner import Runner
+
+        log = Runner.failure_log(run)
+        if log.exists():
+            print(f"tracebacks: {log}", file=sys.stderr)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

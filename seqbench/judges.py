@@ -41,7 +41,7 @@ from .data import SplitData, carve_validation
 from .errors import ConfigError, NotApplicable
 from .log import ProgressLog, configure_logging, format_duration, logger
 from .types import DataSpec
-from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock
+from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock, quarantine
 
 __all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "cached_model_label",
            "fit_model", "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range", "weights_digest"]
@@ -74,11 +74,16 @@ def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
     with file_lock(lock, on_wait=waiting):
         model = build()
         if weights.exists() and meta_path.exists():
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            meta = json.loads(meta_path.read_text())
-            meta.setdefault("weights", weights_digest(model))  # caches written before the digest was stored
-            meta["cached"] = True
-            return model.cpu().eval(), meta
+            try:
+                model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+                meta = json.loads(meta_path.read_text())
+            except Exception as exc:  # truncated or corrupt: set it aside and train again
+                quarantine(weights, exc)
+                model = build()
+            else:
+                meta.setdefault("weights", weights_digest(model))  # caches written before the digest was stored
+                meta["cached"] = True
+                return model.cpu().eval(), meta
         if log:
             log(f"training {kind} model {digest} (cached under {folder})")
         meta = dict(train(model), key=key, digest=digest)

@@ -29,8 +29,8 @@ from .log import ProgressLog, configure_logging, format_duration, heartbeat, log
 from .plugins import Plugins, code_digest, load_plugins
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
-from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, resolve_device,
-                    versions, writable_dir)
+from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, quarantine,
+                    resolve_device, versions, writable_dir, zip_readable)
 
 DEFAULT_METHODS = ("dbse",)
 DEFAULT_METRICS = ("mse",)
@@ -42,6 +42,7 @@ DEFAULT_OUTPUT = "seqbench-results"
 # methods; the ``quick`` profile scores a fixed 512-clip subset of the test split (the same clips
 # for every method), ``smoke`` and ``paper`` the whole split. Leaderboards refuse to mix sizes.
 EVAL_CLIPS: dict[str, int] = {"quick": 512}
+FAILURE_LOG = "failures.log"
 
 
 @dataclass
@@ -334,6 +335,7 @@ class Runner:
                 method = self.load_or_train(run, unit, device)
             except Exception as exc:  # the failure of one model must not stop the run
                 reason = _describe(exc)
+                self._record_failure(run, f"{unit.label}: training", exc)
                 for cell in missing:
                     rows = [self._row(run, unit, cell.metric, cell, None, status=ERROR, reason=f"training failed: {reason}")]
                     append_rows(results_path, rows)
@@ -400,10 +402,18 @@ class Runner:
         workdir = self.model_dir(unit)
         final = workdir / "model.pt"
         if final.exists() and not self.options.retrain:
-            method.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
-            method.to(device).eval()
-            self._log(f"{unit.label}: reusing cached model {workdir}")
-            return method
+            try:
+                state = torch.load(final, map_location="cpu", weights_only=True)
+            except Exception as exc:  # truncated or corrupt: set it aside, retrain (resuming from a checkpoint)
+                quarantine(final, exc)
+            else:
+                method.load_state_dict(state)
+                method.to(device).eval()
+                self._log(f"{unit.label}: reusing cached model {workdir}")
+                return method
+        for partial in ("checkpoint.pt", "best.pt"):  # the trainer resumes from these: they must be readable
+            if lead and (workdir / partial).exists() and not zip_readable(workdir / partial):
+                quarantine(workdir / partial, OSError("not a complete torch.save archive"))
         if self.options.retrain and lead:
             for stale in ("model.pt", "checkpoint.pt", "best.pt"):
                 (workdir / stale).unlink(missing_ok=True)
@@ -490,7 +500,7 @@ class Runner:
         except NotApplicable as exc:
             return [self._row(run, unit, cell.metric, cell, None, status=NOT_APPLICABLE, reason=str(exc))]
         except Exception as exc:
-            self._log(f"{unit.label}/{cell.metric} failed:\n{traceback.format_exc()}")
+            self._record_failure(run, f"{unit.label}/{cell.metric}", exc)
             return [self._row(run, unit, cell.metric, cell, None, status=ERROR, reason=_describe(exc))]
         duration = time.perf_counter() - start
         rows = [self._row(run, unit, cell.metric, cell, key, status=NOT_APPLICABLE, reason=reason)
@@ -529,16 +539,34 @@ class Runner:
     def _cell_path(self, cell: Cell) -> Path:
         return cache_root() / "cells" / f"{cell.cell_key}.json"
 
-    def _cached_cell(self, cell: Cell) -> list[dict[str, Any]] | None:
+    def _cached_cell(self, cell: Cell, *, repair: bool = True) -> list[dict[str, Any]] | None:
+        """The cell's cached rows; an unreadable entry is moved aside (``repair``) and recomputed."""
         path = self._cell_path(cell)
         if self.options.retrain or not path.exists():
             return None
         try:
             return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError) as exc:
+            if repair:
+                quarantine(path, exc)
             return None
 
     # -- outputs ---------------------------------------------------------------------------
+    @staticmethod
+    def failure_log(run: RunInfo) -> Path:
+        """``runs/<run_id>/failures.log``: the full traceback of every failed cell of the run."""
+        return run.output / "runs" / run.run_id / FAILURE_LOG
+
+    def _record_failure(self, run: RunInfo, label: str, exc: BaseException) -> None:
+        """Append the traceback to the run's failure log and say in one line where it is."""
+        path = self.failure_log(run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(f"=== {label} failed at {stamp}\n{''.join(traceback.format_exception(exc))}\n")
+        self._log(f"{label} failed: {_describe(exc)} (traceback in {path})", logging.WARNING)
+
+
     def _write_run_files(self, run: RunInfo, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
         from .leaderboard import write_leaderboards
 
@@ -581,7 +609,7 @@ class Runner:
                   f"{'cached' if cached else 'to train'} [{unit.model_key}]")
             for cell in cells:
                 if cell.unit is unit:
-                    print(f"    - {cell.metric} (v{cell.metric_version}){' cached' if self._cached_cell(cell) else ''}")
+                    print(f"    - {cell.metric} (v{cell.metric_version}){' cached' if self._cached_cell(cell, repair=False) else ''}")
         for item in skipped:
             print(f"  {item['unit'].label}/{item['metric']}: not applicable ({item['reason']})")
 

@@ -130,6 +130,38 @@ def writable_dir(path: Path, *, what: str, fix: str) -> Path:
     return path
 
 
+def quarantine(path: Path, error: BaseException) -> Path:
+    """Move an unreadable cache file aside (``NAME.corrupt-<time>``), warning with both paths; returns the new path.
+
+    The caller rebuilds the entry; the bad file is kept for a post-mortem instead of being deleted.
+    """
+    import time
+
+    from .log import logger
+
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another process moved or rebuilt it first
+        return aside
+    logger.warning(f"cached file {path} is unreadable ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                   f"moved aside to {aside.name} and rebuilding it")
+    return aside
+
+
+def zip_readable(path: Path) -> bool:
+    """Whether a ``torch.save`` file's zip directory can be read (catches truncated files cheaply)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+        return True
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def check_cache_dir() -> Path:
     """The cache directory (``SEQBENCH_CACHE``), checked before a run writes models into it."""
     source = "SEQBENCH_CACHE" if os.environ.get("SEQBENCH_CACHE") else "default, SEQBENCH_CACHE unset"
