@@ -109,7 +109,7 @@ class DiViDConfig(MethodConfig):
                       checkpoint_every=6, val_every=6, log_every=3),
         "quick": dict(token_dim=64, enc_base=16, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=256,
                       lstm_hidden=32, dyn_heads=4, base=32, channel_mult=(1, 2, 2), num_res_blocks=1,
-                      attn_levels=(1, 2), num_heads=4, patch_size=2, prediction="v", sampler_steps=10,
+                      attn_levels=(1, 2), num_heads=4, patch_size=2, prediction="v", sampler_steps=3,
                       loss_frames=2, optimizer="adamw", lr=5e-4, weight_decay=1e-5, grad_clip=1.0,
                       scheduler="cosine", warmup_steps=200, ema_decay=0.999, batch_size=16, steps=3000,
                       checkpoint_every=500, val_every=500, log_every=50),

@@ -110,8 +110,8 @@ def test_every_diffusion_member_reports_factor_usage(cls, config):
         again = model.validation_diagnostics(Batch(x=x, labels={}, index=torch.arange(6)))
     assert report == again  # fixed noise: comparable across validation points
     assert {"static_spread", "dynamic_spread"} <= set(report)
-    assert sum(k.startswith("static_shuffled@") for k in report) == 2
-    assert sum(k.startswith("dynamic_shuffled@") for k in report) == 2
+    assert sum(k.startswith("static_shuffled_at_") for k in report) == 2
+    assert sum(k.startswith("dynamic_shuffled_at_") for k in report) == 2
     assert all(np.isfinite(v) for v in report.values())
 
 
@@ -167,7 +167,7 @@ def test_selection_validates_live_and_ema_and_records_the_choice(tmp_path):
     assert validations and all({"val_loss_live", "val_loss_ema"} <= set(v) for v in validations)
     assert all(v["val_loss"] == min(v["val_loss_live"], v["val_loss_ema"]) for v in validations)
     assert result.selected in ("live", "ema")
-    assert any(k.startswith("usage/static_shuffled@") for k in validations[-1])
+    assert any(k.startswith("usage/static_shuffled_at_") for k in validations[-1])
 
 
 @pytest.mark.parametrize("cls, config", [

@@ -77,13 +77,13 @@ def usage_report(error_at: Callable[..., torch.Tensor], static: torch.Tensor, dy
 
     ``error_at(static, dynamic, level)`` is the decoder's error at noise ``level`` (a DDPM step or
     an EDM sigma) under fixed noise; ``levels`` names them, e.g. ``{"t999": 999, "t700": 700}``.
-    Keys: ``static_spread``, ``dynamic_spread``, ``error@<name>``, ``static_shuffled@<name>``,
-    ``dynamic_shuffled@<name>``.
+    Keys: ``static_spread``, ``dynamic_spread``, ``error_at_<name>``, ``static_shuffled_at_<name>``,
+    ``dynamic_shuffled_at_<name>`` (MLflow metric names allow no ``@``).
     """
     out = {"static_spread": code_spread(static), "dynamic_spread": code_spread(dynamic)}
     for name, level in levels.items():
         usage = factor_usage(lambda s, d: error_at(s, d, level), static, dynamic)
-        out.update({f"{key}@{name}": value for key, value in usage.items()})
+        out.update({f"{key}_at_{name}": value for key, value in usage.items()})
     return out
 
 
