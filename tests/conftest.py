@@ -93,9 +93,12 @@ class ToyMean(seqbench.Metric):
     name = "toy-mean"
     description = "mean absolute reconstruction error (test plugin)"
     outputs = (seqbench.MetricOutput("mae", higher_is_better=False),)
-    option_defaults = {"scale": 1.0}
+    option_defaults = {"scale": 1.0, "delay": 0.0}
 
     def evaluate(self, method, data, ctx):
+        import time
+
+        time.sleep(self.resolved_options()["delay"])  # a slow evaluation, for fault-injection tests
         x = data.test.clips(np.arange(len(data.test))).to(ctx.device)
         err = (method.reconstruct(x) - x).abs().mean().item() * self.resolved_options()["scale"]
         return {"mae": seqbench.MetricValue(err, n=len(x))}
@@ -154,3 +157,10 @@ def toy_plugin(tmp_path, monkeypatch) -> Path:
 def make_distribution():
     """The :func:`write_distribution` helper, for tests that lay out further packages."""
     return write_distribution
+
+
+@pytest.fixture(scope="session")
+def toy_site(tmp_path_factory) -> Path:
+    """The toy distribution laid out once per session, for subprocess-only tests (``PYTHONPATH``)."""
+    return write_distribution(tmp_path_factory.mktemp("toy-site"), "seqbench_toy", "seqbench_toy", TOY_PLUGIN,
+                              entry_name="toy")

@@ -96,7 +96,7 @@ def test_config_file(toy_plugin, cache_dir, tmp_path, capsys):
     (["--set", "toyae.steps=-5"], "--set toyae.steps=-5: steps must be at least 1"),
     (["--set", "toyae.batch_size=0"], "--set toyae.batch_size=0: batch_size must be at least 1"),
     (["--set", "lr=0"], "--set toyae.lr=0.0: lr must be positive"),
-    (["--metric-option", "toy-mean.nosuch=1"], "metric option toy-mean.nosuch does not exist; valid options: scale"),
+    (["--metric-option", "toy-mean.nosuch=1"], "metric option toy-mean.nosuch does not exist; valid options: delay, scale"),
     (["--metric-option", "toy-mean.scale=big"], "toy-mean.scale='big': expected a float"),
     (["--metric-option", "nosuch.k=1"], "unknown metric 'nosuch'. This run's metrics: toy-mean"),
     (["--metric-option", "toy-man.k=1"], "Did you mean 'toy-mean'? This run's metrics: toy-mean"),
