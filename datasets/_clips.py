@@ -325,7 +325,10 @@ class PreparedDataset(CachedDataset):
                                 f"or pass --data-option {self.name}.source=DIR to prepare on first use")
 
     def verify(self) -> list[str]:
-        """Re-read every source item (when the source is known) and check the prepared files."""
+        """Re-read every source item (when the source is known) and check the prepared files.
+
+        A file skipped when prepared and found corrupt again on re-reading is one problem, not two.
+        """
         problems: list[str] = []
         directory = self.prepared_dir
         source = self.source
@@ -351,7 +354,7 @@ class PreparedDataset(CachedDataset):
                         problems.append(f"{result.path}: {result.reason}")
                     elif isinstance(result, Exception):
                         raise result
-        return problems
+        return one_problem_per_path(problems)
 
     def read_whole(self, item: Item) -> None:
         """Decode an item completely (verify): every frame or sample must be readable."""
@@ -489,3 +492,18 @@ class GeneratedDataset(CachedDataset):
     @abc.abstractmethod
     def generate(self, target: Path) -> Path:
         """Write the whole dataset into ``target`` (through :class:`ClipCacheWriter`) and return it."""
+
+
+def one_problem_per_path(problems: list[str]) -> list[str]:
+    """``PATH: reason`` lines merged per file (a relative and an absolute spelling of one path are one file)."""
+    merged: list[tuple[str, list[str]]] = []
+    for line in problems:
+        path, _, reason = line.partition(": ")
+        for known, reasons in merged:
+            if known.endswith(path) or path.endswith(known):
+                if reason not in reasons:
+                    reasons.append(reason)
+                break
+        else:
+            merged.append((path, [reason]))
+    return [f"{path}: {'; '.join(reasons)}" for path, reasons in merged]

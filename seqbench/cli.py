@@ -294,6 +294,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         registry = getattr(plugins, kind)
         print(f"{kind}:")
         for name in registry.names():
+            if name in registry.clashes:
+                print(f"  {name:20s} CLASH: {registry.clashes[name]}")
+                continue
             cls = registry.get(name)
             description = (getattr(cls, "description", "") or "").strip().splitlines()
             print(f"  {name:20s} {description[0] if description else ''}  [{registry.origin(name)}]")

@@ -116,17 +116,22 @@ class Registry(Generic[T]):
 
     kind: str
     entries: dict[str, Entry[T]] = field(default_factory=dict)
+    #: Names registered by two plugins, with the clash message: only commands that need the name fail.
+    clashes: dict[str, str] = field(default_factory=dict)
 
     def add(self, obj: T, origin: str) -> None:
         name = getattr(obj, "name", "")
         if not name:
             raise PluginError(f"{self.kind} class {obj!r} from {origin} has no `name` attribute; set name = '...'")
         if name in self.entries and self.entries[name].obj is not obj:
-            raise PluginError(f"two plugins register the {self.kind} {name!r}: {self.entries[name].origin} and "
-                              f"{origin}. Uninstall one, or block one with `-p no:PLUGIN`.")
+            self.clashes[name] = (f"two plugins register the {self.kind} {name!r}: {self.entries[name].origin} and "
+                                  f"{origin}. Uninstall one, or block one with `-p no:PLUGIN`.")
+            return
         self.entries[name] = Entry(name, obj, origin)
 
     def get(self, name: str) -> T:
+        if name in self.clashes:
+            raise PluginError(self.clashes[name])
         try:
             return self.entries[name].obj
         except KeyError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -31,12 +32,25 @@ def test_block_plugin_by_name(toy_plugin):
 
 
 def test_duplicate_name_fails_naming_both_origins(toy_plugin, make_distribution):
+    """A clash fails only what needs the clashing name; everything else, and `list`, keeps working."""
     source = (toy_plugin / "seqbench_toy" / "__init__.py").read_text()
     make_distribution(toy_plugin, "seqbench_toy_clone", "seqbench_toy_clone", source, entry_name="toyclone")
+    plugins = load_plugins()
     with pytest.raises(PluginError) as err:
-        load_plugins()
+        plugins.methods.get("toyae")
     message = str(err.value)
     assert "seqbench_toy 0.1" in message and "seqbench_toy_clone 0.1" in message and "no:" in message
+    assert plugins.methods.get("dbse").name == "dbse"
+    listing = subprocess.run([sys.executable, "-m", "seqbench", "list", "methods"], capture_output=True, text=True)
+    assert listing.returncode == 0 and re.search(r"toyae\s+CLASH: two plugins register the method 'toyae'",
+                                                 listing.stdout), listing.stdout
+    run = subprocess.run([sys.executable, "-m", "seqbench", "run", "--methods", "toyae", "--dry-run", "-p",
+                          "no:mlflow_plugin"], capture_output=True, text=True)
+    assert run.returncode == 2 and "two plugins register the method 'toyae'" in run.stderr
+    blocked = subprocess.run([sys.executable, "-m", "seqbench", "run", "--methods", "toyae", "--metrics", "toy-mean",
+                              "--dataset", "toy-bars", "--dry-run", "-p", "no:mlflow_plugin", "-p", "no:toyclone"],
+                             capture_output=True, text=True)
+    assert blocked.returncode == 0, blocked.stderr
 
 
 def test_broken_plugin_is_a_warning_and_the_rest_works(toy_plugin, make_distribution):
