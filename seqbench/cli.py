@@ -373,8 +373,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import subprocess
-
     from .tracking.mlflow_plugin import artifact_location, tracking_uri
 
     uri = tracking_uri(args.output)
@@ -386,7 +384,37 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         command += ["--default-artifact-root", artifact_location(args.output)]
     print(f"MLflow UI on http://{args.host}:{args.port} (store {uri}); Ctrl-C to stop", flush=True)
-    return subprocess.call(command)
+    return serve_in_own_group(command)
+
+
+def serve_in_own_group(command: list[str], grace_s: float = 10.0) -> int:
+    """Run a server in its own process group; SIGINT/SIGTERM stop the whole group (uvicorn and its workers)."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt_on_sigterm() -> None:

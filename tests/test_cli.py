@@ -290,3 +290,38 @@ def test_edited_plugin_code_is_never_served_from_the_cache(toy_plugin, cache_dir
     meta = json.loads(next((out_dir / "runs").glob(f"{runs[2]}/run.json")).read_text())
     assert meta["plugins"]["metrics"] == {"toy-mean": "seqbench_toy 0.1"}
     assert "plugin distributions seqbench_toy 0.1" in (out_dir / "leaderboards" / "toy-bars.md").read_text()
+
+
+def test_server_process_group_is_stopped_on_sigterm(tmp_path):
+    """``seqbench ui``'s server and every child it forks stop when seqbench gets SIGTERM."""
+    import signal
+    import time
+
+    script = tmp_path / "server.py"
+    pids = tmp_path / "pids"
+    script.write_text("import os, subprocess, sys, time\n"
+                      "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+                      f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+                      "time.sleep(600)\n")
+    runner = tmp_path / "runner.py"
+    runner.write_text("import sys\nfrom seqbench.cli import serve_in_own_group\n"
+                      f"sys.exit(serve_in_own_group([sys.executable, {str(script)!r}], grace_s=5))\n")
+    proc = subprocess.Popen([sys.executable, str(runner)])
+    deadline = time.time() + 60
+    while not (pids.exists() and len(pids.read_text().split()) == 2) and time.time() < deadline:
+        time.sleep(0.1)
+    server, worker = map(int, pids.read_text().split())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # exited, not yet reaped
+
+    deadline = time.time() + 10
+    while not (gone(server) and gone(worker)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert gone(server) and gone(worker)
