@@ -54,3 +54,23 @@ def test_readme_plugin_package_runs_end_to_end(tmp_path, cache_dir):
     mse = frame[(frame["key"] == "mse")]["value"].iloc[0]
     chance = frame[(frame["key"] == "chance/mse")]["value"].iloc[0]
     assert 0 < mse < 1 and chance > 0
+
+
+def test_readme_metric_example_runs_end_to_end(tmp_path, cache_dir):
+    """The README's metric plugin, loaded with ``-p``, scores a built-in method and validates its option."""
+    module = next(b for b in _blocks("python") if "seqbench_add_metrics" in b)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "readme_metric.py").write_text(module)
+    env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="1")
+    base = [sys.executable, "-m", "seqbench", "run", "--methods", "dbse", "--metrics", "mean-abs", "--profile", "smoke",
+            "--data-option", "synthetic-sprites.size=32", "--no-progress", "-p", "no:mlflow_plugin",
+            "-p", "readme_metric", "-o", str(tmp_path / "out")]
+    bad = subprocess.run([*base, "--metric-option", "mean-abs.clip_batch=2"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "valid options: clip_batches" in bad.stderr
+    run = subprocess.run([*base, "--metric-option", "mean-abs.clip_batches=2"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    import seqbench
+
+    row = seqbench.load_results(tmp_path / "out").iloc[0]
+    assert row["status"] == "ok" and 0 < row["value"] < 1 and row["n"] > 0
