@@ -160,7 +160,7 @@ class BCDConfig(MethodConfig):
         "quick": dict(enc_base=16, enc_mult=(1, 2), enc_channels=4, patch_size=2, dim=64, depth=2, heads=4,
                       mlp_mult=2, num_queries=2, content_dim=32, num_codes=8, groups=4, code_dim=8, context_dim=64,
                       base=32, channel_mult=(1, 2, 2), num_res_blocks=1, attn_levels=(1, 2), num_heads=4,
-                      prediction="v", sampler_steps=10, loss_frames=2, prior_dim=64, prior_depth=2, prior_heads=4,
+                      prediction="v", sampler_steps=3, loss_frames=2, prior_dim=64, prior_depth=2, prior_heads=4,
                       optimizer="adamw", lr=5e-4, weight_decay=1e-5, grad_clip=1.0, scheduler="cosine",
                       warmup_steps=200, ema_decay=0.999, batch_size=16, steps=3000, checkpoint_every=500,
                       val_every=500, log_every=50),
