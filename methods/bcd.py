@@ -70,10 +70,26 @@ Interpretation choices:
   latent mode on the cached VQ autoencoder of :mod:`seqbench.nn.vqae` (as DiffSDA's, fitted in
   ``prepare``) is not implemented yet.
 
-Profiles: ``smoke`` (seconds); ``quick`` (two CPU cores, 64 px: patch 4, frame encoder base 16,
-transformer width 64, depth 2, K = 2 queries of 32, 4 groups of 8 codes = 12 bits/frame, U-Net base
-32 with multipliers 1-2-2, v-prediction, 2 of 8 frames per clip in the loss, 3000 steps of 16 clips at lr 5e-4,
-DDIM 10 steps); ``paper`` (widths of a T5-small encoder - 512 wide, 6 layers, 8 heads -, 16 codes x
+Version 4 (issue "Diffusion members that learn"; the shared fixes of DiViD's version 2):
+
+* **Standardised content** (:class:`~seqbench.nn.FactorNorm`): the denoiser reaches the content
+  only through zero-initialised cross-attention, so any auxiliary pull (the commitment loss of
+  version 2) collapsed it; standardised over the batch it cannot collapse (regression test: 30 steps
+  with ``vq_beta = 0.25`` leave the content spread at 0.52 of its start without the norm, > 2 with
+  it). Motion stays the exact codebook vectors (the bottleneck); the spatial transformer
+  layer-normalises every context token.
+* **EMA over parameters only**, warmed up (:mod:`seqbench.trainer`): version 3's EMA also averaged
+  the VQ codebook buffers, so evaluation decoded with a codebook the decoder never saw.
+* **The code prior is clipped apart** from the autoencoder (:meth:`BCD.grad_clip_groups`).
+* **Quick profile** for 32 px: patch 2, cross-attention at two levels, 3 DDIM steps (at 1200
+  training steps the factor-path MSE over DDIM steps 1/2/3/5/10/20 was 0.0157/0.0151/0.0141/
+  0.0212/0.0260/0.0285; mean clip 0.0149).
+
+Profiles: ``smoke`` (seconds); ``quick`` (two CPU cores, 32 px synthetic-sprites: patch 2, frame
+encoder base 16, transformer width 64, depth 2, K = 2 queries of 32, 4 groups of 8 codes =
+12 bits/frame, U-Net base 32 with multipliers 1-2-2 and cross-attention at levels 1-2,
+v-prediction, 2 of 8 frames per clip in the loss, 3000 steps of 16 clips at lr 5e-4, DDIM 3 steps;
+~4x the cost on 64 px frames); ``paper`` (widths of a T5-small encoder - 512 wide, 6 layers, 8 heads -, 16 codes x
 4 groups = 16 bits/frame, the ADM U-Net of DiViD's 64 px setting; optimiser as DDPM).
 """
 

@@ -116,6 +116,8 @@ class DiffSDAConfig(MethodConfig):
     rho: float = 7.0
     p_mean: float | None = None
     p_std: float | None = None
+    # fraction of training sigmas drawn log-uniformly over [sigma_min, sigma_max] (0 = EDM's log-normal only)
+    sigma_uniform: float = 0.0
     noise_label_scale: float = 1.0  # multiplies c_noise = ln(sigma)/4 before the embedding (EDM: 1)
     sampler_steps: int = 32  # Heun steps; NFE = 2 * steps - 1 (63 in the paper)
     s_churn: float = 0.0
@@ -145,7 +147,7 @@ class DiffSDAConfig(MethodConfig):
         "quick": dict(static_dim=64, dynamic_dim=8, hidden=128, enc_base=16, enc_mult=(1, 2), enc_res_blocks=1,
                       enc_attn_levels=(), enc_out_channels=2, base=32, channel_mult=(1, 2, 2), num_res_blocks=1,
                       attn_levels=(2,), num_heads=4, patch_size=2, mlp_hidden=256, mlp_depth=3,
-                      p_mean=0.8, p_std=1.6, noise_label_scale=250.0, sampler_steps=8, loss_frames=2, vq_base=32,
+                      p_mean=-0.6, sigma_uniform=0.5, noise_label_scale=250.0, sampler_steps=1, loss_frames=2, vq_base=32,
                       vq_steps=1500, prior_hidden=256, prior_depth=4, prior_sample_steps=25, optimizer="adamw", lr=5e-4,
                       weight_decay=1e-5,
                       grad_clip=1.0, scheduler="cosine", warmup_steps=200, ema_decay=0.999, batch_size=16,
@@ -385,7 +387,8 @@ class DiffSDA(Method):
         else:
             x_sel, d_sel = x0, d
         flat = x_sel.flatten(0, 1)
-        sigma = edm_training_sigmas(len(flat), self.p_mean, self.p_std, device=flat.device, generator=generator)
+        sigma = edm_training_sigmas(len(flat), self.p_mean, self.p_std, device=flat.device, generator=generator,
+                                    uniform_fraction=c.sigma_uniform, sigma_range=(c.sigma_min, c.sigma_max))
         noise = randn(flat.shape, device=flat.device, dtype=flat.dtype, generator=generator)
         denoise = self.denoiser.loss(flat, sigma, noise, cond=self.conditioning(s, d_sel)).mean()
         prior = self.prior.loss(torch.cat([s, d.flatten(1)], dim=1), generator=generator)
