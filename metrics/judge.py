@@ -19,14 +19,28 @@ Two protocols, each with its own keys (``protocols`` option, default both):
   are used (the reference balanced on the input's action here too, a label unrelated to the
   samples). Methods without a prior get "not applicable" for this protocol only.
 
-Every row names the judge (``judge-<hash>``); ``ceiling/<key>`` is the judge's own accuracy on
+Every row names the judge (``judge-<key>@<weights>``); ``ceiling/<key>`` is the judge's own accuracy on
 the real test clips for the same heads (the best any method can score), ``chance/<key>`` the
 accuracy of the best input-independent guess (majority label, or majority label tuple for group
-keys). The judge is trained once per dataset and cached (:mod:`seqbench.judges`).
+keys). The judge is the one shipped with seqbench for the dataset when there is one, else trained
+once per dataset and cached (:mod:`seqbench.judges`); ``judge.weights=FILE|DIGEST`` pins another
+(:mod:`seqbench.judge_files`).
+
+**Judge sensitivity.** ``judge.ensemble=K`` also scores the same decodes with ``K - 1`` further judges
+trained with seeds ``1..K-1`` and reports, for every judge-based key, ``judge_spread/<key>``: the
+largest minus the smallest value across the ``K`` judges (the pinned judge's value stays the
+row's value). A difference between two methods smaller than the spread is within judge noise.
+
+**Decodes are cached** as ``uint8`` arrays in the model's cache folder (``decodes/``), keyed on the
+protocol, the pairs or prior draws and the run seed (the sampler settings are part of the model's
+key), so scoring with another judge, an ensemble member or a changed judge protocol costs no
+decoding; the arrays can be inspected with numpy. Judges read the quantised clips, as they read
+the dataset's own uint8 frames.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,12 +55,13 @@ from ._common import decode_batches, encode_split, majority_frequency, with_ci, 
 
 PROTOCOLS = ("swap", "sample")
 MODES = ("fixed_dynamic", "fixed_static")
-DEFAULTS: dict[str, Any] = {"protocols": "swap,sample", "niter": 3, "n_pairs": None}
+DEFAULTS: dict[str, Any] = {"protocols": "swap,sample", "niter": 3, "n_pairs": None, "weights": "", "ensemble": 1}
+SPREAD = "judge_spread/"
 
 
 class JudgeAccuracy(Metric):
     name = "judge"
-    version = "1"
+    version = "2"  # 2: judges read uint8-quantised decodes (cached); shipped judges by default; ensembles
     description = "judge accuracy on swapped (DiViD) and prior-sampled (C-DSVAE) decodes, with the judge ceiling"
     outputs = (
         MetricOutput("swap/static", True, "swapped decodes whose static heads all match the static donor",
@@ -66,6 +81,8 @@ class JudgeAccuracy(Metric):
                      headline=False),
         MetricOutput("sample/fixed_static/h_yx", False, "H(y|x) of the primary dynamic head", headline=False),
         MetricOutput("sample/fixed_static/h_y", True, "H(y) of the primary dynamic head", headline=False),
+        MetricOutput(SPREAD, False, "judge_spread/<key>: max - min of <key> across the judge ensemble (judge.ensemble)",
+                     headline=False),
     )
     requires = Requirements(decode=True, labels=("static", "dynamic"), modality=("video",))
     option_defaults = DEFAULTS
@@ -97,6 +114,9 @@ class JudgeAccuracy(Metric):
         opts["protocols"] = protocols
         if int(opts["niter"]) < 1:
             raise ConfigError(f"metric option judge.niter={opts['niter']}: must be at least 1")
+        if int(opts["ensemble"]) < 1:
+            raise ConfigError(f"metric option judge.ensemble={opts['ensemble']}: must be at least 1 (the pinned judge)")
+        opts["weights"] = str(opts["weights"] or "") or None
         judge_overrides = {k[len("judge_"):]: v for k, v in opts.items() if k.startswith("judge_")}
         return opts, judge_overrides
 
@@ -107,48 +127,68 @@ class JudgeAccuracy(Metric):
         JudgeConfig().with_overrides(judge_overrides)
 
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
+        import dataclasses
+
         from seqbench.judges import judge_config_for, load_judge
 
         opts, judge_overrides = self._options()
         spec = data.spec
         self._kinds = {label.name: label.kind for label in spec.labels}
         config = judge_config_for(spec, judge_overrides)
-        judge = ctx.memo(f"judge:{spec.fingerprint}:{config}",
-                         lambda: load_judge(spec, data.train, data.test, device=ctx.device, config=config))
+        judges = [ctx.memo(f"judge:{spec.fingerprint}:{config}:{opts['weights']}",
+                           lambda: load_judge(spec, data.train, data.test, device=ctx.device, config=config,
+                                              weights=opts["weights"]))]
+        for member in range(1, int(opts["ensemble"])):
+            member_config = dataclasses.replace(config, seed=config.seed + member)
+            judges.append(ctx.memo(f"judge:{spec.fingerprint}:{member_config}:train",
+                                   lambda c=member_config: load_judge(spec, data.train, data.test, device=ctx.device,
+                                                                      config=c, weights="train")))
         codes = encode_split(method, data.test, ctx.batch_size, ctx.device)
-        out: dict[str, MetricValue] = {}
+        decodes = _Decodes(method, data, ctx)
+        per_judge: list[dict[str, MetricValue]] = [{} for _ in judges]
         if "swap" in opts["protocols"]:
-            out.update(self._swap(method, data, ctx, judge, codes, opts["n_pairs"]))
+            for out, judge in zip(per_judge, judges):
+                out.update(self._swap(data, ctx, judge, codes, opts["n_pairs"], decodes))
         if "sample" in opts["protocols"]:
             if method.can_sample():
-                out.update(self._sample(method, data, ctx, judge, codes, int(opts["niter"])))
+                for out, judge in zip(per_judge, judges):
+                    out.update(self._sample(method, data, ctx, judge, codes, int(opts["niter"]), decodes))
             elif opts["protocols"] == ["sample"]:
                 raise NotApplicable(f"{method.name} has no prior to sample from (judge sample protocol)")
             else:
                 ctx.skip("sample/*", f"{method.name} has no prior to sample from (judge sample protocol)")
+        out = per_judge[0]
+        if len(judges) > 1:
+            names = ", ".join(j.name for j in judges)
+            for key, value in list(out.items()):
+                if key.startswith(("ceiling/", "chance/")):
+                    continue
+                values = [member[key].value for member in per_judge]
+                out[SPREAD + key] = MetricValue(float(max(values) - min(values)), n=len(values),
+                                                backend=f"ensemble of {len(judges)}: {names}")
         return out
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
-    def _judge_probs(judge, method, static: torch.Tensor, dynamic: torch.Tensor, data: EvalData,
-                     ctx: EvalContext, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Softmax outputs of every judge head on the decodes of ``(static[i], dynamic[i])``."""
+    def _judge_probs(judge, clips: np.ndarray, data: EvalData, ctx: EvalContext) -> dict[str, torch.Tensor]:
+        """Softmax outputs of every judge head on cached uint8 decodes ``[N, T, C, H, W]``."""
         parts: list[dict[str, torch.Tensor]] = []
-        for x_hat in decode_batches(method, static, dynamic, ctx.batch_size, ctx.device, generator,
-                                    data.spec.value_range):
+        for start in range(0, len(clips), ctx.batch_size):
+            x_hat = from_uint8(clips[start:start + ctx.batch_size], data.spec.value_range)
             with torch.no_grad():
                 logits = judge(x_hat.to(ctx.device))
             parts.append({k: torch.softmax(v.double(), dim=1).cpu() for k, v in logits.items()})
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
     # -- swap protocol ---------------------------------------------------------------------
-    def _swap(self, method, data: EvalData, ctx: EvalContext, judge, codes, n_pairs) -> dict[str, MetricValue]:
+    def _swap(self, data: EvalData, ctx: EvalContext, judge, codes, n_pairs, decodes: "_Decodes") -> dict[str, MetricValue]:
         from seqbench.functional import swap_accuracies
 
         spec = data.spec
         pairs = ctx.pairs(spec, len(data.test), None if n_pairs is None else int(n_pairs))
         a, b = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
-        probs = self._judge_probs(judge, method, codes.static[a], codes.dynamic[b], data, ctx, ctx.generator(1))
+        clips = decodes.get("swap", pairs, lambda: (codes.static[a], codes.dynamic[b], ctx.generator(1)))
+        probs = self._judge_probs(judge, clips, data, ctx)
         labels = {k: np.asarray(v) for k, v in data.test.labels.items()}
         statics, dynamics = [l.name for l in spec.static_labels], [l.name for l in spec.dynamic_labels]
         targets_s = {h: labels[h][pairs[:, 0]] for h in statics}
@@ -172,7 +212,8 @@ class JudgeAccuracy(Metric):
         return out
 
     # -- sample protocol -------------------------------------------------------------------
-    def _sample(self, method, data: EvalData, ctx: EvalContext, judge, codes, niter: int) -> dict[str, MetricValue]:
+    def _sample(self, method, data: EvalData, ctx: EvalContext, judge, codes, niter: int,
+                decodes: "_Decodes") -> dict[str, MetricValue]:
         from seqbench.functional import class_balanced_indices, resampled_judge_scores
 
         spec = data.spec
@@ -185,14 +226,14 @@ class JudgeAccuracy(Metric):
             hits = {label.name: np.zeros((niter, n)) for label in spec.labels}
             primary_probs = []
             for r in range(niter):
-                gen = ctx.generator(100 + 10 * r + m)
-                if mode == "fixed_dynamic":
-                    static = _sample_in_batches(method, n, frames, "static", ctx.batch_size, gen)
-                    dynamic = codes.dynamic
-                else:
-                    static = codes.static
-                    dynamic = _sample_in_batches(method, n, frames, "dynamic", ctx.batch_size, gen)
-                probs = self._judge_probs(judge, method, static, dynamic, data, ctx, gen)
+                def factors(r: int = r, mode: str = mode, m: int = m):
+                    gen = ctx.generator(100 + 10 * r + m)
+                    if mode == "fixed_dynamic":
+                        return _sample_in_batches(method, n, frames, "static", ctx.batch_size, gen), codes.dynamic, gen
+                    return codes.static, _sample_in_batches(method, n, frames, "dynamic", ctx.batch_size, gen), gen
+
+                clips = decodes.get(f"sample-{mode}-{r}", np.arange(n), factors)
+                probs = self._judge_probs(judge, clips, data, ctx)
                 for name in hits:
                     hits[name][r] = probs[name].argmax(1).numpy() == labels[name]
                 primary_probs.append(probs[primary].numpy())
@@ -219,6 +260,67 @@ class JudgeAccuracy(Metric):
                 out[f"sample/{mode}/{short}"] = with_ci_fn(float(point[name][0]), p.shape[1],
                                                            lambda idx, name=name: statistic(idx)[name], seed, backend)
         return out
+
+
+def to_uint8(x: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
+    """Clips in ``value_range`` -> ``uint8`` (256 levels over the range, as the datasets store frames)."""
+    lo, hi = map(float, value_range)
+    return torch.round((x.float().clamp(lo, hi) - lo) / (hi - lo) * 255).to(torch.uint8).numpy()
+
+
+def from_uint8(clips: np.ndarray, value_range: tuple[float, float]) -> torch.Tensor:
+    lo, hi = map(float, value_range)
+    return torch.from_numpy(np.ascontiguousarray(clips)).float() / 255 * (hi - lo) + lo
+
+
+class _Decodes:
+    """The judge's decodes of one model, computed once and kept as ``uint8`` under ``<model dir>/decodes/``.
+
+    Keyed on the protocol entry, the evaluated test items (fingerprint and subset), the pairs or
+    items decoded and the run seed; the model's own cache key covers its weights and sampler settings.
+    Without a model folder (a metric called outside the runner) decodes are kept in memory only.
+    """
+
+    def __init__(self, method, data: EvalData, ctx: EvalContext):
+        from seqbench.judges import split_hash
+
+        self.method, self.data, self.ctx = method, data, ctx
+        self.folder: Path | None = Path(ctx.model_dir) / "decodes" if ctx.model_dir is not None else None
+        self.test_hash = split_hash(data.test)
+        self._memory: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, items: np.ndarray, factors) -> np.ndarray:
+        """``[N, T, C, H, W]`` uint8 decodes of ``factors() -> (static, dynamic, generator)`` for ``items``."""
+        from seqbench.utils import content_hash
+
+        key = content_hash([name, self.data.spec.fingerprint, self.test_hash, np.asarray(items).tolist(),
+                            self.ctx.seed, self.ctx.limit], length=20)
+        if key in self._memory:
+            return self._memory[key]
+        path = self.folder / f"judge-{name}-{key}.npy" if self.folder is not None else None
+        if path is not None and path.exists():
+            try:
+                clips = np.load(path, allow_pickle=False)
+                self._memory[key] = clips
+                return clips
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)  # a torn write: decode again
+        static, dynamic, generator = factors()
+        spec = self.data.spec
+        parts = [to_uint8(x, spec.value_range) for x in
+                 decode_batches(self.method, static, dynamic, self.ctx.batch_size, self.ctx.device, generator,
+                                spec.value_range)]
+        clips = np.concatenate(parts)
+        if path is not None:
+            import os
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as handle:
+                np.save(handle, clips)
+            os.replace(tmp, path)
+        self._memory[key] = clips
+        return clips
 
 
 def _sample_in_batches(method, n: int, frames: int, which: str, batch_size: int,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import SeqbenchError
+from .errors import ConfigError, SeqbenchError
 
 #: Exit status of ``seqbench``: what happened, in one number (documented in the README).
 EXIT_OK = 0  # every cell ok (or not applicable)
@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="KEY=VALUE")
     data.add_argument("--strict", action="store_true", help="make a corrupt or unreadable file fatal instead of skipped")
     data.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
+
+    judges = sub.add_parser("judges", help="list, train, export or import the judges (pinned by their weights digest)")
+    judges.add_argument("action", choices=("list", "train", "export", "import"))
+    judges.add_argument("file", nargs="?", type=Path, help="the judge file to import, or where to export (export)")
+    judges.add_argument("--dataset", default="synthetic-sprites", help="dataset whose judge to train or export")
+    judges.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset option, e.g. size=32")
+    judges.add_argument("--weights", help="export this judge (file or weights digest) instead of the run default")
+    judges.add_argument("--seed", type=int, default=0, help="judge seed (train/export; ensemble members use 1..K-1)")
+    judges.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the results' tracking store")
     ui.add_argument("--output", "-o", type=Path, default=Path("seqbench-results"), help="output directory of the runs")
@@ -372,6 +382,56 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judges(args: argparse.Namespace) -> int:
+    """``seqbench judges list|train|export|import``: judges are files, identified by their weights digest."""
+    from . import judge_files
+
+    if args.action == "list":
+        from tabulate import tabulate
+
+        rows = judge_files.list_judges()
+        if not rows:
+            print("no judges yet: `seqbench judges train --dataset NAME` trains one, `seqbench judges import FILE` adds one")
+            return 0
+        print(tabulate(rows, headers="keys", tablefmt="github"))
+        return 0
+    if args.action == "import":
+        if args.file is None:
+            raise ConfigError("seqbench judges import FILE: name the judge file to import")
+        folder = judge_files.install_judge(args.file)
+        _, card = judge_files.read_judge_file(args.file)
+        print(f"imported judge {card['dataset']} weights {card['weights']} (key {card['digest'][:8]}) into {folder}; "
+              f"runs on {card['dataset']} {card.get('dataset_options') or ''} now score with it")
+        return 0
+    import dataclasses
+
+    from .config import MethodConfig
+    from .data import carve_validation
+    from .judges import judge_config_for, load_judge
+    from .plugins import load_plugins
+
+    plugins = load_plugins(args.plugins)
+    options = _parse_kv(args.data_options, scoped=False)["*"]
+    adapter = plugins.datasets.get(args.dataset)(**options)
+    spec = adapter.spec
+    # The judge's train items are the runs' (the train split minus the methods' validation part).
+    train, _ = carve_validation(adapter.split("train"), MethodConfig().val_fraction, seed=0)
+    test = adapter.split("test")
+    config = dataclasses.replace(judge_config_for(spec), seed=args.seed)
+    weights = args.weights if args.weights else ("train" if args.action == "train" or args.seed else None)
+    trained = load_judge(spec, train, test, config=config, weights=weights)
+    accuracy = ", ".join(f"{k} {v:.4f}" for k, v in trained.ceiling.items())
+    if args.action == "train":
+        print(f"{trained.name}: test accuracy {accuracy}")
+        return 0
+    if args.file is None:
+        raise ConfigError("seqbench judges export FILE: name the file to write (e.g. sprites.judge.pt)")
+    card = judge_files.judge_card(trained, spec, test, dataset_options=options)
+    path = judge_files.export_judge(trained, card, args.file)
+    print(f"exported {trained.name} to {path} ({path.stat().st_size / 1e6:.2f} MB); test accuracy {accuracy}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from .tracking.mlflow_plugin import artifact_location, tracking_uri
 
@@ -454,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "data": cmd_data, "ui": cmd_ui}
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "data": cmd_data, "ui": cmd_ui,
+                "judges": cmd_judges}
     if args.command == "run":
         _interrupt_on_sigterm()
     try:

@@ -97,8 +97,13 @@ def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
 
 def weights_digest(model: nn.Module, length: int = 16) -> str:
     """SHA-256 of a model's parameters and buffers (names, dtypes, shapes and bytes), hex."""
+    return state_digest(model.state_dict(), length)
+
+
+def state_digest(state: dict[str, torch.Tensor], length: int = 16) -> str:
+    """:func:`weights_digest` of a state dict (a judge file's weights are checked without building the model)."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
@@ -363,13 +368,19 @@ class TrainedJudge:
 
 
 def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: torch.device | None = None,
-               config: JudgeConfig | None = None, batch_size: int = 256, log: bool = True) -> TrainedJudge:
-    """The judge of ``spec``: from the cache, or trained on ``train`` now (minutes) and cached.
+               config: JudgeConfig | None = None, batch_size: int = 256, log: bool = True,
+               weights: str | None = None) -> TrainedJudge:
+    """The judge of ``spec``: pinned by ``weights``, shipped with seqbench, cached, or trained now and cached.
 
+    ``weights`` is a judge file or a weights digest (prefix) of a shipped or cached judge
+    (:mod:`seqbench.judge_files`); ``"train"`` skips the shipped judge. Otherwise the judge shipped for
+    this key is used when there is one, else the cached one, else one is trained on ``train`` (minutes).
     The key holds the dataset fingerprint, the exact train items, the label layout, the config
     and :data:`JUDGE_VERSION`. Its test accuracy (the ceiling) is computed once, at training time,
-    on the full ``test`` split and stored with it.
+    on the full ``test`` split and stored with it (re-measured for another test selection).
     """
+    from . import judge_files
+
     reason = judge_unavailable_reason(spec)
     if reason:
         raise NotApplicable(reason)
@@ -378,6 +389,19 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
     key = judge_key(spec, train, config)
     test_hash = split_hash(test)
     logger = _stderr if log else None
+    pinned = None
+    if weights and weights != "train":
+        pinned = _pinned_judge(weights, spec)
+    elif weights is None:
+        shipped = judge_files.find_judge_file(key_digest=content_hash(key, length=20))
+        pinned = judge_files.judge_from_file(shipped, spec) if shipped else None
+    if pinned is not None:
+        model = pinned.model.to(device).eval()
+        meta = pinned.meta
+        if meta.get("test_items") != test_hash:
+            with torch.no_grad():
+                meta = dict(meta, test_accuracy=judge_accuracies(model, test, batch_size, device), test_items=test_hash)
+        return TrainedJudge(model, meta)
     ce = nn.CrossEntropyLoss()
 
     def loss_fn(model: Judge, batch: Any) -> torch.Tensor:
@@ -406,6 +430,38 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
             meta = dict(meta, test_accuracy=judge_accuracies(model, test, batch_size, device),  # type: ignore[arg-type]
                         test_items=test_hash)
     return TrainedJudge(model, meta)  # type: ignore[arg-type]
+
+
+def _pinned_judge(weights: str, spec: DataSpec) -> TrainedJudge:
+    """The judge named by ``judge.weights``: a file path, or the digest (prefix) of a shipped or cached judge."""
+    from . import judge_files
+
+    path = Path(weights).expanduser()
+    if path.suffix == ".pt" or os.sep in weights or path.exists():
+        return judge_files.judge_from_file(path, spec)
+    if len(weights) < 6 or any(c not in "0123456789abcdef" for c in weights.lower()):
+        raise ConfigError(f"judge.weights={weights!r}: give a judge file (.judge.pt) or at least 6 hex digits of a "
+                          f"judge's weights digest (`seqbench judges list`), or 'train'")
+    shipped = judge_files.find_judge_file(weights=weights.lower())
+    if shipped is not None:
+        return judge_files.judge_from_file(shipped, spec)
+    for meta_path in sorted((cache_root() / "judges").glob("*/meta.json")):
+        meta = json.loads(meta_path.read_text())
+        if str(meta.get("weights", "")).startswith(weights.lower()):
+            if meta.get("key", {}).get("fingerprint") not in (None, spec.fingerprint):
+                raise judge_files.JudgeFileError(
+                    f"judge.weights={weights}: that judge ({meta_path.parent}) was made for another dataset "
+                    f"(fingerprint {meta['key']['fingerprint'][:16]}, this run's {spec.fingerprint[:16]})")
+            config = JudgeConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in meta.get("key", {}).get("config", {}).items()})
+            model = Judge(spec, config)
+            model.load_state_dict(torch.load(meta_path.parent / "model.pt", map_location="cpu", weights_only=True))
+            if weights_digest(model) != meta["weights"]:
+                raise judge_files.JudgeFileError(f"cached judge {meta_path.parent}: weights do not match their digest "
+                                                 f"{meta['weights']}; delete the folder and import or train it again")
+            return TrainedJudge(model.eval(), meta)
+    raise ConfigError(f"judge.weights={weights}: no shipped or cached judge has weights starting with {weights}; "
+                      f"`seqbench judges list` shows them, `seqbench judges import FILE` adds one")
 
 
 def split_hash(split: SplitData) -> str:

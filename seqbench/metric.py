@@ -85,6 +85,8 @@ class EvalContext:
     batch_size: int = 64
     limit: int | None = None
     cache_dir: Path = Path(".")
+    #: The evaluated model's cache folder: metrics store per-model artifacts there (the judge's decodes).
+    model_dir: Path | None = None
     registry: "Registry | None" = None
     options: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
