@@ -261,6 +261,11 @@ class JudgeConfig:
     target_val_accuracy: float = 0.998  # stop once every head reaches it on validation
     val_fraction: float = 0.1
     seed: int = 0
+    # Robustness to generated clips (docs/metrics.md, "Judges robust to generated clips"): the probability
+    # of each decoder artefact (blur, colour noise, 1-px shift; seqbench.nn.decoder_artefacts) per training
+    # clip, and label smoothing of the cross-entropy.
+    augment: float = 0.0
+    label_smoothing: float = 0.0
 
     def fit_config(self) -> FitConfig:
         return FitConfig(lr=self.lr, betas=tuple(self.betas), batch_size=self.batch_size, max_steps=self.max_steps,
@@ -402,10 +407,17 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
             with torch.no_grad():
                 meta = dict(meta, test_accuracy=judge_accuracies(model, test, batch_size, device), test_items=test_hash)
         return TrainedJudge(model, meta)
-    ce = nn.CrossEntropyLoss()
+    ce = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     def loss_fn(model: Judge, batch: Any) -> torch.Tensor:
-        logits = model(batch.x)
+        x = batch.x
+        if config.augment > 0:
+            from .nn.augment import decoder_artefacts
+
+            lo, hi = map(float, spec.value_range)
+            x = decoder_artefacts(to_unit_range(x.float(), spec.value_range).cpu(), probability=config.augment)
+            x = (x * (hi - lo) + lo).to(batch.x.device)
+        logits = model(x)
         return sum(ce(logits[name], batch.labels[name]) for name in logits)
 
     def score_fn(model: Judge, split: SplitData) -> float:

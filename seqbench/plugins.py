@@ -30,7 +30,7 @@ DISABLE_AUTOLOAD_ENV = "SEQBENCH_DISABLE_PLUGIN_AUTOLOAD"
 #: Packages whose public submodules are built-in plugins, each registered under its short name.
 BUILTIN_PACKAGES: tuple[str, ...] = ("seqbench.datasets", "seqbench.methods", "seqbench.metrics", "seqbench.backends")
 #: Further built-in plugin modules (framework services implemented on the run-event hooks).
-BUILTIN_MODULES: tuple[str, ...] = ("seqbench.tracking.mlflow_plugin",)
+BUILTIN_MODULES: tuple[str, ...] = ("seqbench.tracking.mlflow_plugin", "seqbench.visuals_plugin")
 
 
 def builtin_plugin_modules() -> list[str]:
@@ -104,10 +104,32 @@ def code_digest(cls: type) -> str:
     for path in files:
         try:
             with open(path, "rb") as fh:
-                digest.update(fh.read())
+                digest.update(code_without_docs(fh.read()))
         except OSError:
             digest.update(path.encode())
     return digest.hexdigest()[:16]
+
+
+def code_without_docs(source: bytes) -> bytes:
+    """The code of a Python source file without its docstrings, comments and layout (an AST dump).
+
+    What the cache keys hash: an edited formula or layer changes them, a corrected docstring or a
+    reformatted line does not (a model that took half an hour to train is not thrown away for a
+    sentence). Source that does not parse is hashed as it is.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
 
 
 @dataclass

@@ -78,3 +78,15 @@ def test_cli_lists_third_party_method(toy_plugin):
     out = subprocess.run([sys.executable, "-m", "seqbench", "list", "methods"], capture_output=True, text=True,
                          check=True)
     assert "toyae" in out.stdout and "seqbench_toy" in out.stdout
+
+
+def test_cache_keys_hash_code_not_docstrings_or_comments():
+    """An edited formula changes the source digest; a corrected docstring or comment does not."""
+    from seqbench.plugins import code_without_docs
+
+    base = b'"""Module doc."""\nclass M:\n    """Old doc."""\n    def f(self):\n        return 2 * x  # comment\n'
+    redocumented = b'"""New doc."""\nclass M:\n    """Rewritten."""\n\n    def f(self):\n        # why\n        return 2 * x\n'
+    edited = base.replace(b"2 * x", b"2000 * x")
+    assert code_without_docs(base) == code_without_docs(redocumented)
+    assert code_without_docs(base) != code_without_docs(edited)
+    assert code_without_docs(b"def broken(:\n") == b"def broken(:\n"

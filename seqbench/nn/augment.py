@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .frames import fold_time, unfold_time
 
-__all__ = ["colour_distort", "random_resized_crop", "shuffle_frames", "spectral_offset"]
+__all__ = ["colour_distort", "decoder_artefacts", "random_resized_crop", "shuffle_frames", "spectral_offset"]
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -118,3 +118,42 @@ def spectral_offset(x: torch.Tensor, *, gain: float = 0.5, tilt: float = 0.5,
     std = x.detach().flatten(1).std(dim=1).clamp_min(1e-6)
     offset = offset.to(device=x.device, dtype=x.dtype) * std[:, None]
     return x + offset.view(b, 1, c, 1, 1)
+
+
+def decoder_artefacts(x: torch.Tensor, *, probability: float = 0.5, blur: float = 1.0, noise: float = 0.08,
+                      shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The artefacts generated clips carry, for training judges that read decodes as they read real clips.
+
+    ``x`` ``[B, T, C, H, W]`` in [0, 1]. Each of three corruptions is applied to a clip with
+    ``probability`` (parameters drawn per clip, shared by its frames, from ``generator``): a Gaussian
+    blur with sigma ``U(0, blur)`` (a blurry decoder), additive per-pixel colour noise with std
+    ``U(0, noise)`` (a short-trained diffusion decoder's speckle), and a translation by up to
+    ``shift`` pixels (a slightly misplaced sprite). The result is clipped to [0, 1]. Labels are
+    unchanged: none of these alters what the clip shows or how it moves.
+    """
+    _check_clips(x)
+    b = x.shape[0]
+    out = x
+    pick = torch.rand(3, b, generator=generator) < probability
+    if blur > 0 and pick[0].any():
+        sigma = _uniform(b, 0.05, blur, generator)
+        taps = torch.arange(-2, 3, dtype=torch.float32)
+        kernel = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None] ** 2))
+        kernel = kernel / kernel.sum(1, keepdim=True)  # [B, 5]
+        per_clip = out[0].numel() // (x.shape[-2] * x.shape[-1])  # T * C planes per clip
+        weights = kernel.repeat_interleave(per_clip, 0).to(out)  # one separable kernel per plane
+        planes = out.reshape(1, -1, *x.shape[-2:])
+        blurred = F.conv2d(F.pad(planes, (2, 2, 0, 0), mode="replicate"), weights[:, None, None, :],
+                           groups=planes.shape[1])
+        blurred = F.conv2d(F.pad(blurred, (0, 0, 2, 2), mode="replicate"), weights[:, None, :, None],
+                           groups=planes.shape[1]).reshape(x.shape)
+        out = torch.where(pick[0].to(out.device)[:, None, None, None, None], blurred, out)
+    if noise > 0 and pick[1].any():
+        std = (_uniform(b, 0.0, noise, generator) * pick[1]).to(out)
+        out = out + std[:, None, None, None, None] * torch.randn(out.shape, generator=generator).to(out)
+    if shift > 0 and pick[2].any():
+        moves = torch.randint(-shift, shift + 1, (b, 2), generator=generator)
+        rows = [torch.roll(out[i], shifts=(int(moves[i, 0]), int(moves[i, 1])), dims=(-2, -1)) if pick[2, i] else out[i]
+                for i in range(b)]
+        out = torch.stack(rows)
+    return out.clamp(0.0, 1.0)
