@@ -43,6 +43,7 @@ DEFAULT_OUTPUT = "seqbench-results"
 # for every method), ``smoke`` and ``paper`` the whole split. Leaderboards refuse to mix sizes.
 EVAL_CLIPS: dict[str, int] = {"quick": 512}
 FAILURE_LOG = "failures.log"
+HISTORY_FILE = "history.json"  # beside a cached model.pt: the training history (learning curves)
 
 
 @dataclass
@@ -65,6 +66,8 @@ class RunOptions:
     dry_run: bool = False
     progress: bool = True
     retrain: bool = False
+    # Pictures of every model (seqbench_render_visuals) under runs/<run_id>/visuals/ after its cells.
+    visuals: bool = True
 
 
 @dataclass
@@ -135,6 +138,12 @@ def model_key(method_cls, config: MethodConfig, spec: DataSpec, seed: int) -> st
                          "seqbench": __version__, "code": code_digest(method_cls)}, length=20)
 
 
+def make_unit(method_cls, config: MethodConfig, spec: DataSpec, dataset: str, seed: int) -> ModelUnit:
+    """The (dataset, method, seed) model with its cache key."""
+    return ModelUnit(dataset, method_cls.name, seed, config, spec, method_cls.version,
+                     model_key(method_cls, config, spec, seed), content_hash(config.to_dict()))
+
+
 def check_output_dir(path: Path) -> Path:
     return writable_dir(Path(path).expanduser(), what="output directory", fix="choose another with --output DIR")
 
@@ -168,6 +177,7 @@ class Runner:
         configure_logging()
         self.plugins = plugins or load_plugins(options.plugins)
         self._adapters: dict[str, Any] = {}
+        self._visual_inputs: dict[str, Any] = {}
 
     @property
     def eval_clips(self) -> int | None:
@@ -213,9 +223,8 @@ class Runner:
                 config = resolve_config(cls, opts.profile, spec, opts.overrides)
                 reason = cls.supports(spec)
                 for seed in opts.seeds:
-                    key = model_key(cls, config, spec, seed)
-                    unit = ModelUnit(dataset, method, seed, config, spec, cls.version, key,
-                                     content_hash(config.to_dict()))
+                    unit = make_unit(cls, config, spec, dataset, seed)
+                    key = unit.model_key
                     if reason:
                         skipped += [dict(unit=unit, metric=m, reason=reason) for m in metrics]
                         continue
@@ -231,6 +240,16 @@ class Runner:
                                                     if opts.metric_options.get(metric) else {})}, length=20)
                         cells.append(Cell(unit, metric, mcls.version, cell_key))
         return units, cells, skipped
+
+    def unit(self, dataset: str, method: str, seed: int) -> ModelUnit:
+        """One model of this runner's options (profile, ``--set``, dataset options), as ``plan`` builds it."""
+        cls = self.plugins.methods.get(method)
+        spec = self.adapter(self.plugins.datasets.get(dataset).name).spec
+        reason = cls.supports(spec)
+        if reason:
+            raise ConfigError(f"{method} on {dataset}: {reason}")
+        return make_unit(cls, resolve_config(cls, self.options.profile, spec, self.options.overrides), spec, dataset,
+                         seed)
 
     def check_metric_options(self, metrics: list[str]) -> None:
         """Every ``--metric-option`` names a metric of this run and a key (and value) it accepts."""
@@ -362,7 +381,61 @@ class Runner:
             append_rows(results_path, rows)
             hook.seqbench_cell_finished(run=run, cell=cell, rows=rows)
             out_rows += rows
+        self._render_visuals(run, unit, method, device)
         return out_rows
+
+    # -- pictures --------------------------------------------------------------------------
+    @staticmethod
+    def visuals_dir(run: RunInfo, unit: ModelUnit) -> Path:
+        """``runs/<run_id>/visuals/<dataset>/<method>/seed<k>``: one model's pictures."""
+        return run.output / "runs" / run.run_id / "visuals" / unit.dataset / unit.method / f"seed{unit.seed}"
+
+    def visual_inputs(self, dataset: str, others: list[str] = ()):
+        """The fixed clips every method's pictures of ``dataset`` are made from (zero-shot from ``others``)."""
+        from .visuals import visual_inputs
+
+        key = f"{dataset}|{','.join(others)}"
+        if key not in self._visual_inputs:
+            self._visual_inputs[key] = visual_inputs(self.adapter(dataset), others=[self.adapter(o) for o in others])
+        return self._visual_inputs[key]
+
+    def _render_visuals(self, run: RunInfo, unit: ModelUnit, method, device) -> list[Path]:
+        """Pictures of the unit's model through every ``seqbench_render_visuals`` implementation.
+
+        Pictures never fail a run: a model that cannot be loaded, inputs that cannot be read or an
+        implementation that raises is a warning, and the run goes on.
+        """
+        hook = self.plugins.hook
+        implementations = hook.seqbench_render_visuals.get_hookimpls()
+        if not self.options.visuals or not implementations:
+            return []
+        try:
+            if method is None:  # every cell came from the cache: load the model, never train it for pictures
+                method = self.load_cached_model(unit, device)
+                if method is None:
+                    self._log(f"{unit.label}: no trained model in the cache, no pictures")
+                    return []
+            others = [d for d in run.options.datasets if d != unit.dataset]
+            inputs = self.visual_inputs(unit.dataset, others)
+        except Exception as exc:
+            self._log(f"{unit.label}: pictures skipped: {_describe(exc)}", logging.WARNING)
+            return []
+        directory = self.visuals_dir(run, unit)
+        written: list[Path] = []
+        arguments = {"run": run, "unit": unit, "method": method, "inputs": inputs, "directory": directory}
+        for implementation in implementations:
+            try:
+                paths = implementation.function(*[arguments[name] for name in implementation.argnames])
+            except Exception as exc:  # a plugin's pictures are never worth the run
+                self._log(f"{unit.label}: pictures of plugin {implementation.plugin_name} failed: {_describe(exc)}",
+                          logging.WARNING)
+                continue
+            for path in paths or []:
+                written.append(Path(path))
+                hook.seqbench_artifact_produced(run=run, unit=unit, path=Path(path), kind="visuals")
+        if written:
+            self._log(f"{unit.label}: {len(written)} picture(s) in {directory}")
+        return written
 
     # -- models ----------------------------------------------------------------------------
     def model_dir(self, unit: ModelUnit) -> Path:
@@ -388,6 +461,32 @@ class Runner:
         with file_lock(lock, on_wait=waiting):
             return self._load_or_train(run, unit, device)
 
+    def load_cached_model(self, unit: ModelUnit, device):
+        """The unit's trained model from the cache, in eval mode, or ``None`` if it was never trained."""
+        import torch
+
+        if not (self.model_dir(unit) / "model.pt").exists():
+            return None
+        torch.manual_seed(unit.seed)
+        return self._load_state(self.plugins.methods.get(unit.method)(unit.config, unit.spec), unit, device)
+
+    def _load_state(self, method, unit: ModelUnit, device):
+        """``method`` with the cached weights loaded; ``None`` (an unreadable file set aside) if there are none."""
+        import torch
+
+        final = self.model_dir(unit) / "model.pt"
+        if not final.exists():
+            return None
+        try:
+            state = torch.load(final, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or corrupt: set it aside, retrain (resuming from a checkpoint)
+            quarantine(final, exc)
+            return None
+        method.load_state_dict(state)
+        method.to(device).eval()
+        self._log(f"{unit.label}: reusing cached model {final.parent}")
+        return method
+
     def _load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
         import torch
 
@@ -401,16 +500,10 @@ class Runner:
         method = cls(unit.config, unit.spec)
         workdir = self.model_dir(unit)
         final = workdir / "model.pt"
-        if final.exists() and not self.options.retrain:
-            try:
-                state = torch.load(final, map_location="cpu", weights_only=True)
-            except Exception as exc:  # truncated or corrupt: set it aside, retrain (resuming from a checkpoint)
-                quarantine(final, exc)
-            else:
-                method.load_state_dict(state)
-                method.to(device).eval()
-                self._log(f"{unit.label}: reusing cached model {workdir}")
-                return method
+        if not self.options.retrain:
+            cached = self._load_state(method, unit, device)
+            if cached is not None:
+                return cached
         for partial in ("checkpoint.pt", "best.pt"):  # the trainer resumes from these: they must be readable
             if lead and (workdir / partial).exists() and not zip_readable(workdir / partial):
                 quarantine(workdir / partial, OSError("not a complete torch.save archive"))
@@ -445,6 +538,11 @@ class Runner:
                 "train_wall_s": result.wall_s, "resumed_from": result.resumed_from,
                 "train_clips": len(train), "val_clips": len(val)}
         atomic_write_text(workdir / "meta.json", json.dumps(meta, indent=2))
+        # The learning curve beside the model: training losses, validation losses (live and EMA) and the
+        # method's validation diagnostics (factor usage) at every logged step.
+        atomic_write_text(workdir / "history.json", json.dumps(result.history))
+        # The curves the trainer logged (train losses, val_loss, usage/...), for learning-curve plots.
+        atomic_write_text(workdir / HISTORY_FILE, json.dumps(result.history, default=float))
         hook.seqbench_train_progress(run=run, unit=unit, step=result.steps,
                                      values={"train_wall_s": result.wall_s, "best_step": result.best_step})
         self._log(f"{unit.label}: trained {result.steps} steps in {result.wall_s:.1f}s "
