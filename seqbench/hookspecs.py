@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .method import Method
     from .metric import Metric
     from .runner import Cell, ModelUnit, RunInfo
+    from .visuals import VisualInputs
 
 PROJECT = "seqbench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -77,3 +78,17 @@ def seqbench_artifact_produced(run: "RunInfo", unit: "ModelUnit | None", path: P
 @hookspec
 def seqbench_run_finished(run: "RunInfo", summary: dict[str, Any]) -> None:
     """The run ended (also after failures); ``summary`` counts ok / failed / skipped cells."""
+
+
+# -- pictures -----------------------------------------------------------------------------
+
+@hookspec
+def seqbench_render_visuals(run: "RunInfo", unit: "ModelUnit", method: "Method", inputs: "VisualInputs",
+                            directory: Path) -> list[Path]:
+    """Render pictures of the trained ``method`` into ``directory`` and return the files written.
+
+    Called once per (dataset, method, seed) after its cells, with ``inputs`` holding fixed test clips
+    shared by every method (see :mod:`seqbench.visuals`). The runner announces each returned file
+    with :func:`seqbench_artifact_produced` (kind ``visuals``), so trackers log it with the model's
+    run. Each implementation is called on its own: one that raises is a warning, never a failed run.
+    """
