@@ -1,4 +1,4 @@
-"""The ``seqbench`` command line: run, list, leaderboard, data, ui.
+"""The ``seqbench`` command line: run, list, leaderboard, show, data, ui.
 
 Conventions follow lm-eval / mteb / pytest: comma-separated names with "did you mean",
 ``--set METHOD.KEY=VALUE`` overrides, ``-p`` plugins, ``--dry-run`` plans. Errors a user can
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     run.add_argument("--retrain", action="store_true", help="ignore cached models and cells")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--no-visuals", action="store_true",
+                     help="render no pictures (swap grids, traversals...) of the trained models")
 
     lst = sub.add_parser("list", help="list registered methods, metrics, datasets, backends or plugins")
     lst.add_argument("what", nargs="?", default="all", choices=("all", "methods", "metrics", "datasets", "backends", "plugins"))
@@ -89,6 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--ci", action="store_true", help="show bootstrap 95%% intervals")
     board.add_argument("-o", "--output", type=Path, help="write to this file (one dataset) or directory")
     board.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
+
+    show = sub.add_parser("show", help="render pictures of a cached trained model (never trains)")
+    show.add_argument("--method", required=True, help="the method whose cached model to draw")
+    show.add_argument("--dataset", default="synthetic-sprites", help="the dataset it was trained on")
+    show.add_argument("--what", type=_csv, default=["all"], metavar="PICTURES",
+                      help="comma-separated: recon, swaps, samples, traversal, zeroshot, or all (default)")
+    show.add_argument("--on", type=_csv, default=[], metavar="DATASET",
+                      help="zero-shot: encode the fixed clips of these datasets (same modality, frames and size)")
+    show.add_argument("--profile", choices=("smoke", "quick", "paper"), default="quick",
+                      help="the profile the model was trained with (default: quick)")
+    show.add_argument("--seed", type=int, default=0, help="the model's seed (default: 0)")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                      help="the --set overrides the model was trained with")
+    show.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
+                      help="the dataset options the model was trained with")
+    show.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    show.add_argument("--output", "-o", type=Path, default=Path("seqbench-pictures"),
+                      help="directory for the PNGs (default: ./seqbench-pictures)")
+    show.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     data = sub.add_parser("data", help="prepare, describe or verify datasets")
     data.add_argument("action", choices=("prepare", "info", "verify"))
@@ -234,6 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options.plugins = pick("plugins", None, []) + args.plugins
     options.dry_run = args.dry_run
     options.retrain = args.retrain
+    options.visuals = not args.no_visuals
     options.progress = not args.no_progress and sys.stderr.isatty()
 
     runner = Runner(options)
@@ -355,6 +377,49 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         else:
             print(text)
     return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Pictures of one cached model, drawn exactly as a run draws them (same fixed clips), without training."""
+    from .config import parse_set_options
+    from .runner import RunOptions, Runner
+    from .utils import resolve_device
+    from .visuals import PICTURES, render_pictures, write_pictures, zero_shot_reason
+
+    what = tuple(PICTURES) if "all" in args.what else tuple(dict.fromkeys(args.what))
+    unknown = [name for name in what if name not in PICTURES]
+    if unknown:
+        raise SeqbenchError(f"--what {','.join(unknown)}: choose from {', '.join(PICTURES)} or all")
+    if "zeroshot" in args.what and not args.on:
+        raise SeqbenchError("--what zeroshot needs --on DATASET: the dataset whose clips the model encodes "
+                            f"zero-shot (same modality, frames and size as {args.dataset})")
+    data_options = {scope: {k: _literal(v) for k, v in values.items()}
+                    for scope, values in parse_set_options(args.data_options, flag="--data-option").items()}
+    options = RunOptions(methods=[args.method], datasets=[args.dataset, *args.on], profile=args.profile,
+                         seeds=[args.seed], overrides=parse_set_options(args.overrides), dataset_options=data_options,
+                         plugins=args.plugins, progress=False)
+    runner = Runner(options)
+    unit = runner.unit(args.dataset, args.method, args.seed)
+    for other in args.on:
+        reason = zero_shot_reason(unit.spec, runner.adapter(other).spec)
+        if reason:
+            raise SeqbenchError(f"--on {other}: a {args.dataset} model cannot encode it: {reason}")
+    method = runner.load_cached_model(unit, resolve_device(args.device))
+    if method is None:
+        sets = "".join(f" --set {item}" for item in args.overrides)
+        sets += "".join(f" --data-option {item}" for item in args.data_options)
+        raise SeqbenchError(f"no trained {unit.label} model for the {args.profile} profile in the cache "
+                            f"({runner.model_dir(unit)}); train it first with `seqbench run --methods {args.method} "
+                            f"--dataset {args.dataset} --profile {args.profile} --seeds {args.seed}{sets}`")
+    images, missing = render_pictures(method, runner.visual_inputs(args.dataset, list(args.on)), what)
+    for path in write_pictures(images, args.output, unit.spec):
+        from PIL import Image
+
+        with Image.open(path) as picture:
+            print(f"wrote {path} ({picture.width}x{picture.height})")
+    for name, reason in missing.items():
+        print(f"{name}: {reason}", file=sys.stderr)
+    return EXIT_OK if images else EXIT_CELLS_FAILED
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -515,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "data": cmd_data, "ui": cmd_ui,
-                "judges": cmd_judges}
+                "show": cmd_show, "judges": cmd_judges}
     if args.command == "run":
         _interrupt_on_sigterm()
     try:

@@ -18,9 +18,11 @@ from seqbench.log import logger
 
 @hookimpl
 def seqbench_render_visuals(run, unit, method, inputs, directory: Path) -> list[Path]:
-    from seqbench.visuals import render_pictures, write_pictures
+    from seqbench.visuals import PICTURES, render_pictures, write_pictures
 
-    images, missing = render_pictures(method, inputs)
+    # Zero-shot swaps only when the run has another dataset of the same shape (else nothing to say).
+    what = tuple(name for name in PICTURES if name != "zeroshot" or inputs.zero_shot)
+    images, missing = render_pictures(method, inputs, what)
     for name, reason in missing.items():
         level = logging.INFO if reason.startswith("not applicable") else logging.WARNING
         logger.log(level, f"{unit.label}: picture {name} not rendered ({reason})")
