@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--profile", help="only results of this profile")
     board.add_argument("--ci", action="store_true", help="show bootstrap 95%% intervals")
     board.add_argument("-o", "--output", type=Path, help="write to this file (one dataset) or directory")
+    board.add_argument("--figures", type=Path, metavar="DIR",
+                       help="also draw <dataset>-metrics.png (headline metrics with 95%% intervals) and "
+                            "<dataset>-curves.png (learning curves of the cached models) into DIR")
     board.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     show = sub.add_parser("show", help="render pictures of a cached trained model (never trains)")
@@ -358,6 +361,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     plugins = load_plugins(args.plugins)
     datasets = args.dataset or sorted(frame["dataset"].dropna().unique())
     metric_order = list(dict.fromkeys(frame["metric"].dropna()))
+    if args.figures:
+        from .plots import write_dataset_figures
+
+        for path in write_dataset_figures(frame, args.figures, datasets=datasets, headlines=headline_keys(plugins),
+                                          profile=args.profile):
+            print(f"wrote {path}", file=sys.stderr if not args.output else sys.stdout)
     if args.output and (len(datasets) > 1 or args.output.is_dir()):
         for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile,
                                        plugins=plugins):

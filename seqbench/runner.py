@@ -687,6 +687,20 @@ class Runner:
                 paths = []
             for path in paths:
                 hook.seqbench_artifact_produced(run=run, unit=None, path=path, kind="leaderboard")
+            self._write_figures(run, rows)
+
+    def _write_figures(self, run: RunInfo, rows: list[dict[str, Any]]) -> None:
+        """Metrics and learning-curve PNGs beside the leaderboards, logged to the parent run; never fatal."""
+        from .leaderboard import headline_keys
+        from .plots import write_dataset_figures
+
+        try:
+            paths = write_dataset_figures(rows, run.output / "leaderboards", headlines=headline_keys(self.plugins))
+        except Exception as exc:  # figures are never worth the run
+            self._log(f"figures not drawn: {_describe(exc)}", logging.WARNING)
+            return
+        for path in paths:
+            self.plugins.hook.seqbench_artifact_produced(run=run, unit=None, path=path, kind="figures")
 
     def plugin_distributions(self, run: RunInfo) -> dict[str, dict[str, str]]:
         """``{kind: {name: "DISTRIBUTION VERSION"}}`` of every plugin this run used (for run.json)."""

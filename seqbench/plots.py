@@ -1,0 +1,191 @@
+"""Figures of a run: learning curves per method overlaid, and the headline metrics with their 95% intervals.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global backend
+state), written as PNG beside the markdown leaderboard and logged to the parent MLflow run.
+
+* :func:`learning_curves` - one panel per logged series: the training loss, ``val_loss`` and every
+  ``usage/...`` diagnostic the trainer recorded (``history.json`` beside each cached model), one
+  colour per method, one line style per seed.
+* :func:`leaderboard_figure` - one panel per headline column of the leaderboard: per method the
+  mean over seeds (dot), each seed's value (small marks) and the mean bootstrap 95% interval
+  (bar), as ``seqbench leaderboard --ci`` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .log import logger
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["learning_curves", "leaderboard_figure", "load_history", "curve_keys", "write_dataset_figures"]
+
+MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of the figure (they stay in MLflow)
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def load_history(model_dir: Path) -> list[dict[str, float]] | None:
+    """The training history beside a cached model (``history.json``), or ``None`` if it has none."""
+    from .runner import HISTORY_FILE
+
+    path = Path(model_dir) / HISTORY_FILE
+    if not path.exists():
+        return None
+    try:
+        history = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        logger.warning(f"learning curves: {path} is unreadable ({exc}); that model's curve is left out")
+        return None
+    return history if isinstance(history, list) else None
+
+
+def curve_keys(histories: dict[str, list[dict[str, float]]]) -> list[str]:
+    """The panels: training ``loss``, ``val_loss``, then the ``usage/...`` keys (at most ``MAX_USAGE_PANELS``)."""
+    present = {key for history in histories.values() for entry in history for key in entry}
+    usage = sorted(key for key in present if key.startswith("usage/"))[:MAX_USAGE_PANELS]
+    return [key for key in ("loss", "val_loss") if key in present] + usage
+
+
+def _method_of(label: str) -> str:
+    return label.split("/", 1)[0]
+
+
+def _grid(panels: int, columns: int = 3) -> tuple[int, int]:
+    columns = max(1, min(columns, panels))
+    return math.ceil(panels / columns), columns
+
+
+def learning_curves(histories: dict[str, list[dict[str, float]]], path: Path | str, *, title: str = "") -> Path:
+    """Overlay the curves of ``histories`` (``{"method/seed0": [{"step": 4, "loss": ...}, ...]}``) as a PNG."""
+    from matplotlib.figure import Figure
+
+    keys = curve_keys(histories)
+    if not keys:
+        raise ValueError("no training history holds loss, val_loss or usage/... values to plot")
+    methods = sorted({_method_of(label) for label in histories})
+    colours = {method: f"C{k % 10}" for k, method in enumerate(methods)}
+    rows, columns = _grid(len(keys))
+    figure = Figure(figsize=(4.2 * columns, 3.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, key in zip(axes, keys):
+        for k, (label, history) in enumerate(sorted(histories.items())):
+            points = [(entry["step"], entry[key]) for entry in history
+                      if key in entry and entry[key] is not None and math.isfinite(entry[key])]
+            if not points:
+                continue
+            steps, values = zip(*points)
+            seed_rank = sorted(l for l in histories if _method_of(l) == _method_of(label)).index(label)
+            ax.plot(steps, values, color=colours[_method_of(label)], linestyle=LINE_STYLES[seed_rank % 4],
+                    marker="." if len(points) < 20 else None, label=label)
+        ax.set_title("train loss" if key == "loss" else key, fontsize=10)
+        ax.set_xlabel("step")
+        if key in ("loss", "val_loss") and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize=8)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def leaderboard_figure(frame: "pd.DataFrame", dataset: str, path: Path | str, *,
+                       headlines: dict[str, set[str]] | None = None, profile: str | None = None) -> Path | None:
+    """The leaderboard's headline columns as dot plots with 95% intervals; ``None`` if nothing is comparable."""
+    from matplotlib.figure import Figure
+
+    from .leaderboard import CEILING, CHANCE, _column_name, _frame, select_rows
+
+    data = select_rows(_frame(frame), dataset, profile)
+    if data.empty:
+        return None
+    data = data[~(data["key"].str.startswith(CHANCE) | data["key"].str.startswith(CEILING))]
+    if headlines is not None:
+        data = data[[key in headlines.get(metric, {key}) for metric, key in zip(data["metric"], data["key"])]]
+    if data.empty:
+        return None
+    data = data.assign(column=[_column_name(k, b if isinstance(b, str) else None)
+                               for k, b in zip(data["key"], data["backend"])])
+    columns = list(dict.fromkeys(data["column"]))
+    methods = sorted(data["method"].unique())
+    rows, ncols = _grid(len(columns), 4)
+    figure = Figure(figsize=(3.6 * ncols, 0.5 + (0.45 * len(methods) + 1.0) * rows), layout="constrained")
+    axes = figure.subplots(rows, ncols, squeeze=False).ravel()
+    for ax, column in zip(axes, columns):
+        subset = data[data["column"] == column]
+        higher = bool(subset["higher_is_better"].iloc[0])
+        for y, method in enumerate(methods):
+            own = subset[subset["method"] == method]
+            if own.empty:
+                continue
+            values = own["value"].astype(float)
+            low, high = own["ci_low"].astype(float).mean(), own["ci_high"].astype(float).mean()
+            colour = f"C{y % 10}"
+            if not (math.isnan(low) or math.isnan(high)):
+                ax.plot([low, high], [y, y], color=colour, linewidth=3, alpha=0.45, solid_capstyle="butt")
+            ax.plot(values, [y] * len(values), "|", color=colour, markersize=9)
+            ax.plot([values.mean()], [y], "o", color=colour)
+        ax.set_yticks(range(len(methods)), methods)
+        ax.set_ylim(-0.6, len(methods) - 0.4)
+        ax.invert_yaxis()
+        ax.set_title(f"{column} {'↑' if higher else '↓'}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    figure.suptitle(f"{dataset}: mean over seeds (dot), seeds (|), mean bootstrap 95% interval (bar)", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datasets: list[str] | None = None,
+                          headlines: dict[str, set[str]] | None = None, profile: str | None = None) -> list[Path]:
+    """``<dataset>-metrics.png`` and ``<dataset>-curves.png`` for each dataset of ``frame`` into ``directory``.
+
+    The curves come from the ``history.json`` beside each cached model the leaderboard's rows name
+    (their ``model_key``); models trained before histories were kept have no curve. A figure that
+    cannot be drawn is a warning.
+    """
+    from .leaderboard import _frame, select_rows
+    from .utils import cache_root
+
+    frame = _frame(frame)
+    written: list[Path] = []
+    for dataset in datasets or sorted(frame["dataset"].dropna().unique()):
+        try:
+            path = leaderboard_figure(frame, dataset, Path(directory) / f"{dataset}-metrics.png",
+                                      headlines=headlines, profile=profile)
+        except Exception as exc:  # a figure is never worth the leaderboard
+            logger.warning(f"{dataset}: metrics figure not drawn: {type(exc).__name__}: {exc}")
+            path = None
+        if path:
+            written.append(path)
+        histories: dict[str, list[dict[str, Any]]] = {}
+        try:
+            rows = select_rows(frame, dataset, profile)
+        except Exception:
+            rows = frame.iloc[0:0]
+        for (method, seed, key), _ in rows.groupby(["method", "seed", "model_key"]):
+            history = load_history(cache_root() / "models" / method / str(key))
+            if history:
+                histories[f"{method}/seed{int(seed)}"] = history
+        if not histories:
+            continue
+        try:
+            written.append(learning_curves(histories, Path(directory) / f"{dataset}-curves.png",
+                                           title=f"{dataset}: learning curves"))
+        except Exception as exc:
+            logger.warning(f"{dataset}: learning curves not drawn: {type(exc).__name__}: {exc}")
+    return written

@@ -1,0 +1,85 @@
+"""Learning curves and the leaderboard figure: drawn from real histories and result rows, written
+beside the leaderboard, logged to the parent MLflow run, and drawn again by ``seqbench leaderboard --figures``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqbench.cli import main
+
+TOY = ["--methods", "toyae", "--metrics", "toy-mean", "--dataset", "toy-bars", "--profile", "smoke", "--no-progress"]
+C0, C1 = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)  # matplotlib's first two cycle colours: method 1, method 2
+
+
+def _has_colour(path, colour) -> bool:
+    pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
+    return bool((np.abs(pixels - np.array(colour)).sum(1) < 12).any())
+
+
+def test_learning_curves_panel_per_series_and_a_colour_per_method(tmp_path):
+    from seqbench.plots import MAX_USAGE_PANELS, curve_keys, learning_curves
+
+    def history(scale):
+        train = [{"step": s, "loss": scale / s, "lr": 1e-3} for s in (1, 2, 3, 4)]
+        val = [{"step": s, "val_loss": scale / s, **{f"usage/u{k}": 0.1 * k for k in range(8)}} for s in (2, 4)]
+        return train + val
+
+    histories = {"a/seed0": history(1.0), "a/seed1": history(2.0), "b/seed0": history(3.0)}
+    keys = curve_keys(histories)
+    assert keys[:2] == ["loss", "val_loss"] and len(keys) == 2 + MAX_USAGE_PANELS
+    path = learning_curves(histories, tmp_path / "curves.png", title="toy")
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size == (1260, 900)  # 3 x 3 panels of 4.2 x 3.0 in at 100 dpi
+    assert _has_colour(path, C0) and _has_colour(path, C1)
+    with pytest.raises(ValueError, match="no training history"):
+        learning_curves({"a/seed0": [{"step": 1, "lr": 1e-3}]}, tmp_path / "none.png")
+
+
+def test_leaderboard_figure_draws_headline_columns_and_nothing_for_limited_runs(tmp_path):
+    import pandas as pd
+
+    from seqbench.plots import leaderboard_figure
+
+    def row(method, seed, key, value, **extra):
+        return {"dataset": "d", "method": method, "seed": seed, "metric": "m", "key": key, "value": value,
+                "higher_is_better": True, "ci_low": value - 0.1, "ci_high": value + 0.1, "status": "ok",
+                "timestamp": "2026-01-01T00:00:00", "profile": "smoke", "metric_version": "1", "method_version": "1",
+                "seqbench_version": "0.1.0", "dataset_fingerprint": "f", "limit": None, **extra}
+
+    rows = [row(m, s, k, v + s / 10) for m, v in (("a", 0.5), ("b", 0.7)) for s in (0, 1)
+            for k in ("head", "detail/x", "chance/head")]
+    frame = pd.DataFrame(rows)
+    path = leaderboard_figure(frame, "d", tmp_path / "m.png", headlines={"m": {"head"}})
+    assert Image.open(path).size == (360, 240)  # one headline panel: 3.6 in wide, 2 methods tall, at 100 dpi
+    assert _has_colour(path, C0) and _has_colour(path, C1)
+    assert Image.open(leaderboard_figure(frame, "d", tmp_path / "all.png")).size == (720, 240)  # head + detail/x
+    limited = pd.DataFrame([row("a", 0, "head", 0.5, limit=8)])
+    assert leaderboard_figure(limited, "d", tmp_path / "none.png") is None
+
+
+def test_a_run_writes_both_figures_beside_the_leaderboard_and_logs_them_to_the_parent_run(toy_plugin, cache_dir,
+                                                                                            tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    out_dir = tmp_path / "out"
+    assert main(["run", *TOY, "--seeds", "0,1", "-o", str(out_dir)]) == 0
+    boards = out_dir / "leaderboards"
+    assert sorted(p.name for p in boards.iterdir()) == ["toy-bars-curves.png", "toy-bars-metrics.png", "toy-bars.md"]
+    for path in boards.glob("*.png"):
+        assert Image.open(path).format == "PNG"
+    client = MlflowClient(tracking_uri=f"sqlite:///{out_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seqbench")
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`seqbench.run_id` != ''")
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert logged == {"figures/toy-bars-curves.png", "figures/toy-bars-metrics.png"}
+    # seqbench leaderboard --figures draws the same figures from the results and the cached histories.
+    figures = tmp_path / "figures"
+    capsys.readouterr()
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(figures)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# toy-bars") and f"wrote {figures / 'toy-bars-curves.png'}" in captured.err
+    for name in ("toy-bars-curves.png", "toy-bars-metrics.png"):
+        again, first = (np.asarray(Image.open(d / name)) for d in (figures, boards))
+        assert again.shape == first.shape
