@@ -48,13 +48,32 @@ How the contract's verbs map onto the paper (interpretation choices, stated once
   :meth:`DiffSDA.prepare`, which the framework's trainer calls before the first step (the method
   refuses to train without it).
 
-Profiles: ``smoke`` checks the wiring in seconds; ``quick`` is sized for two CPU cores: patch 4
-(64 px frames at 16 x 16; on 32 px data the same U-Net runs at 8 x 8, cheaper and coarser), narrow
-U-Nets (base 32, multipliers 1-2-2), s 64 / d 8, 2 of 8 frames per clip in the loss, 3000 steps of
-16 clips at AdamW 2e-3 with warm-up, cosine decay and EMA 0.999, the noise label scaled by 250
-(see :class:`~seqbench.nn.EDMPrecond`; EDM's scale 1 learns too slowly here), training noise shifted up
-(``P_mean = -0.6``: a short run has to learn the code-dependent high-noise regime first) and
-8 Heun steps = 15 NFE; ``paper`` is the MUG
+Version 2 (issue "Diffusion members that learn"; shared fixes with DiViD's version 2):
+
+* **Standardised codes** (:class:`~seqbench.nn.FactorNorm` on ``s`` and ``d^t``): version 1's static
+  code collapsed early (spread 0.465 -> 0.10 by step 50); the AdaGN conditioning reaches the
+  encoder only through residual branches that start at zero, as DiViD's cross-attention does.
+* **Training noise levels that cover the sampler.** Version 1's quick ``ln sigma ~ N(-0.6, 1.2^2)``
+  put ~3% of the draws above sigma 5, where appearance is decided, while decoding starts at
+  sigma 80. Half of the draws are now log-uniform over ``[sigma_min, sigma_max]``
+  (``sigma_uniform = 0.5``; 15% above sigma 5 and 16% below 0.05). A log-normal shifted up instead
+  (``N(0.8, 1.6^2)``) starved the lowest levels the last Heun steps visit.
+* **The prior is clipped apart** (:meth:`DiffSDA.grad_clip_groups`): its gradient norm (1.8-3.4) set
+  version 1's single clipping scale for the denoiser (0.3-0.6) and the encoder (0.04-0.06).
+* **One-step decoding in the quick profile** (``sampler_steps = 1``: ``x_0 = D(sigma_max n; sigma_max,
+  s, d)``, one network evaluation). A short-trained denoiser ignores its noisy input below the
+  highest levels (at step 600 its ``x_0`` error at sigma 1-3 equalled that at 80, 0.06, and it left
+  the input untouched below 0.1), so multi-step Heun decodes drift off the data: at step 300,
+  Heun 1/2/3/4/6/8 steps gave MSE 0.0159/411/1.01/1.08/0.168/0.114 (mean clip 0.0149); two steps jump
+  from sigma 80 to 0.002 in one correction and explode. The ODE inversion of :meth:`reconstruct` and
+  :meth:`swap` needs several steps: pass ``--set diffsda.sampler_steps=8`` to measure that path.
+
+Profiles: ``smoke`` checks the wiring in seconds; ``quick`` is sized for two CPU cores on 32 px
+synthetic-sprites: patch 2 (the U-Net runs at 16 x 16), narrow U-Nets (base 32, multipliers 1-2-2),
+s 64 / d 8, 2 of 8 frames per clip in the loss, 3000 steps of 16 clips at AdamW 5e-4 with warm-up,
+cosine decay and EMA 0.999, the noise label scaled by 250 (see :class:`~seqbench.nn.EDMPrecond`;
+EDM's scale 1 learns too slowly here), training sigmas half log-normal ``N(-0.6, 1.2^2)``, half
+log-uniform, and a one-step decode; ``paper`` is the MUG
 column of table 4 (s 256, d 64, LSTM 128, base 64, multipliers 1-2-2-2, attention at level 2,
 AdamW 1e-4, wd 1e-5, grad clip 1, cosine schedule with warm-up, batch 8, 63 NFE). Family
 overrides give the TaiChi-HD (``bodies``) and TIMIT (``speech``) columns; the 256 px VoxCeleb /
@@ -300,7 +319,7 @@ class DiffSDA(Method):
     def _require_vqae(self) -> None:
         if self.vqae is not None and not bool(self.vqae_ready):
             raise ConfigError("diffsda in latent space needs its VQ autoencoder: call method.prepare(train_split) "
-                              "before training (the runner does not call this hook yet), or use --set "
+                              "before training (the trainer does this), or use --set "
                               "diffsda.space=pixel")
 
     def prepare(self, train, *, max_frames: int = 4096) -> None:
