@@ -62,7 +62,7 @@ Version 2 (issue "Diffusion members that learn"; shared fixes with DiViD's versi
   version 1's single clipping scale for the denoiser (0.3-0.6) and the encoder (0.04-0.06).
 * **One-step decoding in the quick profile** (``sampler_steps = 1``: ``x_0 = D(sigma_max n; sigma_max,
   s, d)``, one network evaluation). A short-trained denoiser ignores its noisy input below the
-  highest levels (at step 600 its ``x_0`` error at sigma 1-3 equalled that at 80, 0.06, and it left
+  highest levels (at step 300 its ``x_0`` error at sigma 1-3 equalled that at 80, 0.06, and it left
   the input untouched below 0.1), so multi-step Heun decodes drift off the data: at step 300,
   Heun 1/2/3/4/6/8 steps gave MSE 0.0159/411/1.01/1.08/0.168/0.114 (mean clip 0.0149); two steps jump
   from sigma 80 to 0.002 in one correction and explode. The ODE inversion of :meth:`reconstruct` and
