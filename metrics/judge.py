@@ -134,7 +134,7 @@ class JudgeAccuracy(Metric):
         opts, judge_overrides = self._options()
         spec = data.spec
         self._kinds = {label.name: label.kind for label in spec.labels}
-        config = judge_config_for(spec, judge_overrides)
+        config = judge_config_for(spec, judge_overrides, ctx.profile)
         judges = [ctx.memo(f"judge:{spec.fingerprint}:{config}:{opts['weights']}",
                            lambda: load_judge(spec, data.train, data.test, device=ctx.device, config=config,
                                               weights=opts["weights"]))]

@@ -287,9 +287,15 @@ JUDGE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def judge_config_for(spec: DataSpec, overrides: dict[str, Any] | None = None) -> JudgeConfig:
-    """The judge config for ``spec``'s family, with user overrides (``--metric-option judge.judge_lr=...``)."""
-    config = JudgeConfig(**JUDGE_PRESETS.get(spec.family, {}))
+#: The ``smoke`` profile's judge: the wiring in seconds, not a judge to report (rows say which profile made them).
+SMOKE_JUDGE: dict[str, Any] = dict(base_channels=4, g_dim=16, hidden=16, head_hidden=16, lr=3e-3, batch_size=16,
+                                   max_steps=60, val_every=20, target_val_accuracy=0.9)
+
+
+def judge_config_for(spec: DataSpec, overrides: dict[str, Any] | None = None, profile: str = "quick") -> JudgeConfig:
+    """The judge config for ``spec``'s family (or the tiny smoke judge), with user overrides
+    (``--metric-option judge.judge_lr=...``)."""
+    config = JudgeConfig(**(SMOKE_JUDGE if profile == "smoke" else JUDGE_PRESETS.get(spec.family, {})))
     return config.with_overrides(overrides or {})
 
 

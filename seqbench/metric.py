@@ -87,6 +87,8 @@ class EvalContext:
     cache_dir: Path = Path(".")
     #: The evaluated model's cache folder: metrics store per-model artifacts there (the judge's decodes).
     model_dir: Path | None = None
+    #: The run's profile: ``smoke`` sizes evaluation models (judges) to seconds.
+    profile: str = "quick"
     registry: "Registry | None" = None
     options: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)

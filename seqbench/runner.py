@@ -589,7 +589,8 @@ class Runner:
         if self.options.limit:
             test = test.subset(np.arange(min(self.options.limit, len(test))))
         ctx = EvalContext(device=device, seed=unit.seed, limit=self.options.limit,
-                          cache_dir=cache_root(), registry=self.plugins, model_dir=self.model_dir(unit))
+                          cache_dir=cache_root(), registry=self.plugins, model_dir=self.model_dir(unit),
+                          profile=self.options.profile)
         start = time.perf_counter()
         try:
             method.eval()

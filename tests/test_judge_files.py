@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from seqbench import judge_files
-from seqbench.judges import load_judge, weights_digest
+from seqbench.judges import Judge, load_judge, weights_digest
 from seqbench.metric import EvalContext, EvalData
 from seqbench.plugins import load_plugins
 
@@ -112,3 +112,16 @@ def test_shipped_judges_match_their_cards(path):
     assert sidecar == json.loads(json.dumps(card))
     assert card["test_accuracy"]["joint"] >= 0.99
     assert path.stat().st_size < 5e6
+
+
+def test_smoke_profile_judge_is_sized_to_seconds(tmp_path, monkeypatch):
+    """``--profile smoke`` runs get a tiny judge (at most 60 steps), not the quick judge's 3000."""
+    from seqbench.judges import judge_config_for
+
+    monkeypatch.setenv("SEQBENCH_CACHE", str(tmp_path))
+    smoke, quick = judge_config_for(BARS_SPEC, profile="smoke"), judge_config_for(BARS_SPEC)
+    assert smoke.max_steps == 60 and smoke.max_steps < quick.max_steps
+    trained = load_judge(BARS_SPEC, make_bars(120, 0), make_bars(60, 1), config=smoke, log=False)
+    assert trained.meta["fit"]["steps"] <= 60
+    assert sum(p.numel() for p in trained.model.parameters()) < 0.1 * sum(
+        p.numel() for p in Judge(BARS_SPEC, quick).parameters())
