@@ -280,7 +280,9 @@ def seqbench_cell_finished(run, cell, rows) -> None:
 def seqbench_artifact_produced(run, unit, path, kind) -> None:
     state = _client(run)
     run_id = _child(run, unit) if unit is not None else state["parent"]
-    state["client"].log_artifact(run_id, str(path), artifact_path=kind)
+    # A model's pictures go to its run's artifact root: MLflow's run-comparison page shows only the
+    # root files the compared runs share, so swaps.png of two methods appear there side by side.
+    state["client"].log_artifact(run_id, str(path), artifact_path=None if kind == "visuals" else kind)
 
 
 @hookimpl
