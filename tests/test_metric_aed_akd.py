@@ -110,3 +110,18 @@ def test_backend_kind_and_family_checks():
     assert metric.applicable(Oracle(), dataclasses.replace(BARS_SPEC, family="faces")) is None
     with pytest.raises(ConfigError, match="variants"):
         _run("akd", Oracle(), backend="sprites-keypoints", variants="recon,teleport")
+
+
+def test_smoke_profile_sizes_the_learned_backend_to_seconds(tmp_path, monkeypatch):
+    """Under ``--profile smoke`` the learned sprites backend trains the tiny network (<= 60 steps),
+    unless the user sized it with ``backend_*`` options."""
+    from seqbench.backends.sprites_learned import SMOKE_NET, SpritesKeypoints
+
+    monkeypatch.setenv("SEQBENCH_CACHE", str(tmp_path))
+    ctx = EvalContext(device=torch.device("cpu"), batch_size=32, profile="smoke")
+    backend = SpritesKeypoints()
+    backend.setup(DATA, ctx)
+    assert backend.config.max_steps == SMOKE_NET["max_steps"] and backend.meta["fit"]["steps"] <= 60
+    sized = SpritesKeypoints(input_size=16, max_steps=10, val_every=5)
+    sized.setup(DATA, EvalContext(device=torch.device("cpu"), profile="smoke"))
+    assert sized.config.max_steps == 10

@@ -146,6 +146,10 @@ def _fit_config(config: SpritesNetConfig):
                      seed=config.seed)
 
 
+#: The ``smoke`` profile's network (seconds of training: checks the wiring, not a backend to report with).
+SMOKE_NET = dict(base_channels=4, feat_dim=16, max_steps=60, val_every=20, target=0.5)
+
+
 class _SpritesBackend(Backend):
     families: ClassVar[tuple[str, ...]] = ("sprites",)
     comparable_to_papers: ClassVar[bool] = False
@@ -154,6 +158,7 @@ class _SpritesBackend(Backend):
         super().__init__(min_foreground=min_foreground, **options)
         self.min_foreground = float(min_foreground)
         self.config = SpritesNetConfig(**options)
+        self.explicit_config = bool(options)  # the user sized it: smoke runs keep their choice
         self.model: SpritesFrameNet | None = None
         self.meta: dict[str, Any] = {}
         self.device = torch.device("cpu")
@@ -162,6 +167,8 @@ class _SpritesBackend(Backend):
         if data.train.keypoints is None:
             raise ValueError(f"{self.name} needs a dataset with ground-truth keypoints; {data.spec.name} has none")
         self.device = ctx.device
+        if getattr(ctx, "profile", "quick") == "smoke" and not self.explicit_config:
+            self.config = SpritesNetConfig(**SMOKE_NET)
         self.model, self.meta = ctx.memo(f"sprites-net:{data.spec.fingerprint}:{self.config}",
                                          lambda: load_sprites_net(data, ctx.device, self.config))
 
