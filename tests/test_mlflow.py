@@ -138,3 +138,35 @@ def test_runs_of_dead_processes_are_marked_killed(toy_plugin, cache_dir, tmp_pat
     client = MlflowClient(tracking_uri=uri)
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+
+
+def test_rows_that_missed_the_server_are_sent_by_the_next_run(toy_plugin, cache_dir, tmp_path, mlflow_server,
+                                                              monkeypatch, capsys):
+    """Server down: rows kept and a marker left; the next run that reaches a server sends them there."""
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    assert main(["run", *TOY, "-o", str(out)]) == 0
+    markers = list((out / "runs").glob("*/mlflow-unsent"))
+    assert len(markers) == 1
+    missed = markers[0].parent.name
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert main(["run", *TOY, "--seeds", "1", "-o", str(out)]) == 0
+    assert not list((out / "runs").glob("*/mlflow-unsent"))
+    assert f"sent 1 row(s) of run {missed}" in capsys.readouterr().err
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("seqbench")
+    synced = client.search_runs([experiment.experiment_id], filter_string=f"tags.`seqbench.run_id` = '{missed}'")
+    assert len(synced) == 1 and synced[0].data.tags["seqbench.synced_late"] == "true"
+    child, = _children(client, synced[0].info.run_id)
+    from seqbench.results import load_results
+
+    first = load_results(out / "runs" / missed)
+    assert child.data.metrics["toy-mean/mae"] == pytest.approx(float(first["value"].iloc[0]))
+    # Both runs' rows are now in the store: the leaderboard from MLflow has seeds 0 and 1.
+    assert main(["leaderboard", "--from", "mlflow"]) == 0
+    assert "toyae (2 seeds)" in capsys.readouterr().out
+    # A third run finds nothing left to send and does not log the run twice.
+    assert main(["run", *TOY, "-o", str(out)]) == 0
+    assert len(client.search_runs([experiment.experiment_id], filter_string=f"tags.`seqbench.run_id` = '{missed}'")) == 1

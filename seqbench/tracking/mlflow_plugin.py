@@ -14,6 +14,12 @@ short timeout and few retries unless ``MLFLOW_HTTP_REQUEST_TIMEOUT`` /
 migrations) happens under a file lock, so concurrent runs into one fresh output directory do not
 race. A run found RUNNING whose process has died on this host is marked KILLED by the next run;
 an interrupted run marks itself KILLED.
+
+Rows that never reached the store are sent later: a run whose tracking failed leaves a marker
+(``runs/<run_id>/mlflow-unsent``); the next run into the same output directory that reaches a
+store logs each such run's rows there (a parent run tagged with the original run id and
+``seqbench.synced_late``, a nested run per model with its final metrics, and the ``results.jsonl``
+/ ``run.json`` artifacts, so ``seqbench leaderboard --from mlflow`` sees them) and removes the marker.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_R
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 HEALTH_TIMEOUT_S = 5.0
 STORE_LOCK = ".mlflow.lock"
+UNSENT = "mlflow-unsent"  # marker in runs/<run_id>/ of a run whose rows did not reach the store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,9 +87,16 @@ def _disable(run, error: BaseException) -> None:
     uri = state.get("uri") or tracking_uri(run.output)
     state["disabled"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
     state["uri"] = uri
+    marker = Path(run.output) / "runs" / run.run_id / UNSENT
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{uri}\n{state['disabled']}\n")
+    except OSError:  # the rows are what matters; the marker only enables the later sync
+        pass
     logger.warning(f"MLflow tracking at {uri} failed ({state['disabled']}); tracking is off for this run, which goes "
                    f"on: every result row is in {Path(run.output) / 'results.jsonl'}. Fix or unset "
-                   f"MLFLOW_TRACKING_URI, or turn tracking off with `-p no:mlflow_plugin`.")
+                   f"MLFLOW_TRACKING_URI, or turn tracking off with `-p no:mlflow_plugin`. The next run into "
+                   f"{run.output} that reaches a tracking store sends these rows there.")
 
 
 def _isolated(hook: F) -> F:
@@ -222,6 +236,11 @@ def seqbench_run_started(run) -> None:
     killed = mark_dead_runs_killed(client, state["experiment_id"])
     if killed:
         logger.info(f"MLflow: marked {len(killed)} run(s) of killed seqbench processes as KILLED")
+    for marker in sorted((Path(run.output) / "runs").glob(f"*/{UNSENT}")):
+        if marker.parent.name != run.run_id:
+            sent = sync_unsent_run(client, state["experiment_id"], marker.parent)
+            logger.info(f"MLflow: sent {sent} row(s) of run {marker.parent.name}, which did not reach a tracking "
+                        f"store when it ran, to {state['uri']}")
     tags = {"mlflow.runName": f"seqbench {run.run_id}", "seqbench.run_id": run.run_id,
             "seqbench.git_sha": run.provenance["git_sha"], "seqbench.version": run.provenance["seqbench_version"],
             "seqbench.profile": run.options.profile, "seqbench.device": run.device, **_process_tags()}
@@ -300,6 +319,56 @@ def seqbench_run_finished(run, summary) -> None:
     counts = [Metric(f"cells_{k}", float(v), now, 0) for k, v in summary.items() if isinstance(v, (int, float))]
     client.log_batch(state["parent"], metrics=counts)
     client.set_terminated(state["parent"], status=status)
+
+
+def sync_unsent_run(client, experiment_id: str, run_dir: Path) -> int:
+    """Log a finished run's rows (``run_dir/results.jsonl``) to the store and remove its unsent marker.
+
+    Idempotent: a run already in the store (tag ``seqbench.run_id``) is not logged twice. Returns
+    the number of rows sent (0 for a run killed before it wrote any).
+    """
+    import json
+
+    from mlflow.entities import Metric, RunTag
+
+    from seqbench.results import RESULTS_FILE
+
+    run_id = run_dir.name
+    rows_path = run_dir / RESULTS_FILE
+    existing = client.search_runs([experiment_id], filter_string=f"tags.`seqbench.run_id` = '{run_id}'", max_results=1)
+    rows = []
+    if rows_path.exists() and not existing:
+        rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+        info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+        tags = {"mlflow.runName": f"seqbench {run_id}", "seqbench.run_id": run_id, "seqbench.synced_late": "true",
+                "seqbench.git_sha": str(info.get("git_sha", "")), "seqbench.version": str(info.get("seqbench_version", ""))}
+        parent = client.create_run(experiment_id, tags=tags, run_name=f"seqbench {run_id}")
+        children: dict[str, str] = {}
+        metrics: dict[str, list] = {}
+        now = int(time.time() * 1000)
+        for row in rows:
+            label = f"{row.get('dataset')}/{row.get('method')}/seed{row.get('seed')}"
+            if label not in children:
+                child = client.create_run(experiment_id, run_name=label, tags={
+                    "mlflow.parentRunId": parent.info.run_id, "mlflow.runName": label,
+                    "seqbench.dataset": str(row.get("dataset")), "seqbench.method": str(row.get("method")),
+                    "seqbench.seed": str(row.get("seed")), "seqbench.synced_late": "true"})
+                children[label] = child.info.run_id
+            if row.get("status") == "ok" and row.get("value") is not None:
+                metrics.setdefault(children[label], []).append(
+                    Metric(_metric_name(f"{row.get('metric')}/{row.get('key')}"), float(row["value"]), now, 0))
+        for child_id, items in metrics.items():
+            for start in range(0, len(items), 500):
+                client.log_batch(child_id, metrics=items[start:start + 500])
+        for path in (rows_path, run_dir / "run.json"):
+            if path.exists():
+                client.log_artifact(parent.info.run_id, str(path), artifact_path="results")
+        client.log_batch(parent.info.run_id, tags=[RunTag("seqbench.rows", str(len(rows)))])
+        for child_id in children.values():
+            client.set_terminated(child_id, status="FINISHED")
+        client.set_terminated(parent.info.run_id, status="FINISHED")
+    (run_dir / UNSENT).unlink(missing_ok=True)
+    return len(rows)
 
 
 def load_results_from_mlflow(output: Path = Path("seqbench-results")) -> "pandas.DataFrame":  # noqa: F821
