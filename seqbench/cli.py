@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=_positive_int, help="evaluate on the first N test clips only (not for reporting)")
     run.add_argument("--eval-clips", type=int, default=None, metavar="N",
                      help="score a fixed, seeded subset of N test clips, the same for every method "
-                          "(default: 512 for --profile quick, all otherwise; 0 = all)")
+                          "(default: 512 for --profile quick, 64 for smoke, all for paper; 0 = all)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
                      help="override a method setting, e.g. --set dbse.lr=1e-3 (KEY=VALUE for all methods)")
     run.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
