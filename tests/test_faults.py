@@ -265,3 +265,27 @@ def test_failed_cells_exit_1_with_their_tracebacks_in_the_run_log(site, tmp_path
     assert text.count("Traceback (most recent call last)") == 2 and 'raise RuntimeError("toyae was told to fail")' in text
     meta = json.loads((log.parent / "run.json").read_text())
     assert meta["summary"]["failed"] == 2
+
+
+def test_kill_9_during_judge_training_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    """The judge phase: a run killed while its (smoke, 60-step) judge trains leaves no half-written judge;
+    the re-run trains it again and its rows equal those of an uninterrupted run."""
+    args = ["run", "--methods", "dbse", "--metrics", "judge", "--metric-option", "judge.protocols=swap",
+            "--dataset", "synthetic-sprites", "--data-option", "synthetic-sprites.size=32", "--profile", "smoke",
+            "--eval-clips", "16", "-p", "no:mlflow_plugin", "--no-visuals"]
+    def env(cache: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        return {**base, "SEQBENCH_CACHE": str(tmp_path / cache), "OMP_NUM_THREADS": "1",
+                "SEQBENCH_PROGRESS_INTERVAL": "0"}
+
+    straight = subprocess.run(_seqbench(*args, "-o", str(tmp_path / "straight")), env=env("a"), capture_output=True,
+                              text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    cmd = _seqbench(*args, "-o", str(tmp_path / "killed"))
+    code, err = _interrupt_when(cmd, env("b"), r"judge synthetic-sprites: (training|step)", signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert not list((tmp_path / "b" / "judges").glob("*/model.pt"))  # nothing half-written was kept
+    rerun = subprocess.run(cmd, env=env("b"), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    weights = [json.loads(p.read_text())["weights"] for c in "ab" for p in (tmp_path / c / "judges").glob("*/meta.json")]
+    assert len(set(weights)) == 1 and _values(tmp_path / "killed") == _values(tmp_path / "straight"), weights

@@ -125,3 +125,15 @@ def test_smoke_profile_judge_is_sized_to_seconds(tmp_path, monkeypatch):
     assert trained.meta["fit"]["steps"] <= 60
     assert sum(p.numel() for p in trained.model.parameters()) < 0.1 * sum(
         p.numel() for p in Judge(BARS_SPEC, quick).parameters())
+
+
+def test_a_judge_does_not_depend_on_what_the_process_drew_before(tmp_path, monkeypatch):
+    """Same key, same weights: whether the process trained a method first (consuming the global RNG) or not."""
+    digests = []
+    for cache, draws in (("fresh", 0), ("after-a-method", 12345)):
+        monkeypatch.setenv("SEQBENCH_CACHE", str(tmp_path / cache))
+        torch.manual_seed(7)
+        torch.rand(draws)
+        digests.append(load_judge(BARS_SPEC, make_bars(120, 0), make_bars(60, 1), config=TINY_JUDGE,
+                                  log=False).meta["weights"])
+    assert digests[0] == digests[1]

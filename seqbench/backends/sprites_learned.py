@@ -33,7 +33,7 @@ from torch import nn
 from ..hookspecs import hookimpl
 from . import Backend, Embeddings, Keypoints
 
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"  # 2: initial weights seeded by the cache key (seqbench.judges.cached_model)
 
 
 @dataclass(frozen=True)
