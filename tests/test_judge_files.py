@@ -137,3 +137,21 @@ def test_a_judge_does_not_depend_on_what_the_process_drew_before(tmp_path, monke
         digests.append(load_judge(BARS_SPEC, make_bars(120, 0), make_bars(60, 1), config=TINY_JUDGE,
                                   log=False).meta["weights"])
     assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("path", judge_files.shipped_judge_files(), ids=lambda p: p.name)
+def test_the_default_judge_is_the_shipped_one(path, tmp_path, monkeypatch):
+    """A run on an embedded dataset scores with the committed judge: same weights digest as its card,
+    and nothing is trained (an empty cache stays without judges)."""
+    from seqbench.config import MethodConfig
+    from seqbench.data import carve_validation
+
+    card = json.loads(path.with_name(path.name[: -len(".judge.pt")] + ".card.json").read_text())
+    monkeypatch.setenv("SEQBENCH_CACHE", str(tmp_path))
+    adapter = load_plugins().datasets.get(card["dataset"])(**card["dataset_options"])
+    assert adapter.spec.fingerprint == card["fingerprint"]
+    train, _ = carve_validation(adapter.split("train"), MethodConfig().val_fraction, seed=0)
+    judge = load_judge(adapter.spec, train, adapter.split("test"), log=False)
+    assert judge.meta["weights"] == card["weights"] == weights_digest(judge.model)
+    assert judge.name == f"judge-{card['digest'][:8]}@{card['weights'][:8]}"
+    assert not (tmp_path / "judges").exists()
