@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .types import DataSpec
 
 __all__ = ["FORMAT", "SHIPPED_DIR", "JudgeFileError", "judge_card", "export_judge", "read_judge_file",
-           "judge_from_file", "install_judge", "shipped_judge_files", "find_judge_file", "list_judges"]
+           "judge_from_file", "trained_from_state", "install_judge", "shipped_judge_files", "find_judge_file", "list_judges"]
 
 FORMAT = "seqbench-judge/1"
 SHIPPED_DIR = Path(__file__).with_name("shipped_judges")
@@ -145,10 +145,12 @@ def read_judge_file(path: Path | str) -> tuple[dict[str, "torch.Tensor"], dict[s
 def judge_from_file(path: Path | str, spec: "DataSpec") -> "TrainedJudge":
     """A :class:`~seqbench.judges.TrainedJudge` from a verified file, refused for another dataset."""
     weights, card = read_judge_file(path)
-    return _trained_from(weights, card, spec, str(path))
+    return trained_from_state(weights, card, spec, str(path))
 
 
-def _trained_from(weights: dict[str, Any], card: dict[str, Any], spec: "DataSpec", source: str) -> "TrainedJudge":
+def trained_from_state(weights: dict[str, Any], card: dict[str, Any], spec: "DataSpec",
+                       source: str) -> "TrainedJudge":
+    """A judge from verified weights and its card (a file's, or a cached judge's meta), for ``spec`` only."""
     from .judges import Judge, JudgeConfig, TrainedJudge
 
     if card.get("fingerprint") != spec.fingerprint:

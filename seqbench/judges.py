@@ -471,18 +471,14 @@ def _pinned_judge(weights: str, spec: DataSpec) -> TrainedJudge:
     for meta_path in sorted((cache_root() / "judges").glob("*/meta.json")):
         meta = json.loads(meta_path.read_text())
         if str(meta.get("weights", "")).startswith(weights.lower()):
-            if meta.get("key", {}).get("fingerprint") not in (None, spec.fingerprint):
-                raise judge_files.JudgeFileError(
-                    f"judge.weights={weights}: that judge ({meta_path.parent}) was made for another dataset "
-                    f"(fingerprint {meta['key']['fingerprint'][:16]}, this run's {spec.fingerprint[:16]})")
-            config = JudgeConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                    for k, v in meta.get("key", {}).get("config", {}).items()})
-            model = Judge(spec, config)
-            model.load_state_dict(torch.load(meta_path.parent / "model.pt", map_location="cpu", weights_only=True))
-            if weights_digest(model) != meta["weights"]:
+            state = torch.load(meta_path.parent / "model.pt", map_location="cpu", weights_only=True)
+            if state_digest(state) != meta["weights"]:
                 raise judge_files.JudgeFileError(f"cached judge {meta_path.parent}: weights do not match their digest "
                                                  f"{meta['weights']}; delete the folder and import or train it again")
-            return TrainedJudge(model.eval(), meta)
+            key = meta.get("key", {})
+            card = {**meta, "fingerprint": key.get("fingerprint"), "dataset": key.get("dataset"),
+                    "config": key.get("config", {})}
+            return judge_files.trained_from_state(state, card, spec, str(meta_path.parent))
     raise ConfigError(f"judge.weights={weights}: no shipped or cached judge has weights starting with {weights}; "
                       f"`seqbench judges list` shows them, `seqbench judges import FILE` adds one")
 
