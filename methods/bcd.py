@@ -110,7 +110,7 @@ from seqbench.method import Batch, Method
 from seqbench.nn.dataspace import from_model_space, to_model_space
 from seqbench.nn.diffusion import DDPMSchedule, ddim_sample, ddim_timesteps
 from seqbench.nn.distributions import randn
-from seqbench.nn.factors import FactorNorm, ddpm_x0_error, usage_report
+from seqbench.nn.factors import FactorNorm, ddpm_usage_report
 from seqbench.nn.quantize import GumbelQuantizer, VectorQuantizer
 from seqbench.nn.transformer import CausalCodePrior, Transformer
 from seqbench.nn.unet import UNet, UNetEncoder
@@ -372,14 +372,8 @@ class BCD(Method):
         x0 = self.to_model_space(batch.x)
         b, frames = x0.shape[:2]
         noise = self._noise(b, frames, x0.shape[2:], x0.device, torch.Generator().manual_seed(0))
-        x0, noise = x0.flatten(0, 1), noise.flatten(0, 1).contiguous()
-        steps = self.config.diffusion_steps
-
-        def error_at(static: torch.Tensor, dynamic: torch.Tensor, step: float) -> torch.Tensor:
-            context = self.context(static, dynamic)
-            return ddpm_x0_error(lambda x_t, t: self.eps(x_t, t, context), self.schedule, x0, noise, int(step))
-
-        return usage_report(error_at, factors.static, factors.dynamic, {"t_max": steps - 1, "t_0.7": int(0.7 * steps)})
+        return ddpm_usage_report(self.eps, self.context, self.schedule, x0.flatten(0, 1),
+                                 noise.flatten(0, 1).contiguous(), factors.static, factors.dynamic)
 
     def grad_clip_groups(self) -> list[list[nn.Parameter]]:
         """The code prior (trained on detached codes) is clipped apart from the autoencoder."""

@@ -87,7 +87,7 @@ from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.method import Batch, Method
 from seqbench.nn import (DDPMSchedule, FactorNorm, TokenSelfAttention, UNet, UNetEncoder, ddim_sample, ddpm_sample,
-                         ddpm_x0_error, orthogonality_loss, randn, usage_report)
+                         ddpm_usage_report, orthogonality_loss, randn)
 from seqbench.nn.diffusion import ddim_timesteps
 from seqbench.types import DataSpec, Factors
 
@@ -288,14 +288,8 @@ class DiViD(Method):
         s, d = self.tokens(x0)
         b, frames = x0.shape[:2]
         noise = self._clip_noise(b, frames, x0.shape[2:], like=x0, generator=torch.Generator().manual_seed(0))
-        x0, noise = x0.flatten(0, 1), noise.flatten(0, 1).contiguous()
-        steps = self.config.diffusion_steps
-
-        def error_at(static: torch.Tensor, dynamic: torch.Tensor, step: float) -> torch.Tensor:
-            context = self.context(static, dynamic)
-            return ddpm_x0_error(lambda x_t, t: self.eps(x_t, t, context), self.schedule, x0, noise, int(step))
-
-        return usage_report(error_at, s, d, {"t_max": steps - 1, "t_0.7": int(0.7 * steps)})
+        return ddpm_usage_report(self.eps, self.context, self.schedule, x0.flatten(0, 1),
+                                 noise.flatten(0, 1).contiguous(), s, d)
 
     def encode(self, x: torch.Tensor) -> Factors:
         s, d = self.tokens(self.to_model_space(x))

@@ -25,6 +25,7 @@ the framework never calls ``forward``, so ``DistributedDataParallel`` is not use
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -219,31 +220,21 @@ class Trainer:
         """
         if len(self.val) == 0:
             return None
-        live = None
-        if weights is not None:
-            live = {k: v.clone() for k, v in self.method.state_dict().items()}
-            self.method.load_state_dict(weights)
-        self.method.eval()
         total, count = 0.0, 0
         n = min(len(self.val), self.val_max_clips)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.seed + 7919)
+        with self._evaluating(weights):
             for batch in self.val.iter_batches(min(self.config.batch_size, 256), limit=n):
                 batch = batch.to(self.device)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                     losses = self.method.validation_step(batch)
                 total += float(losses["loss"]) * len(batch.x)
                 count += len(batch.x)
-        self.method.train()
-        if live is not None:
-            self.method.load_state_dict(live)
         return total / max(1, count)
 
-    @torch.no_grad()
-    def diagnostics(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
-        """The method's validation diagnostics on the first :data:`DIAGNOSTIC_CLIPS` validation clips."""
-        if len(self.val) < 2:
-            return {}
+    @contextlib.contextmanager
+    def _evaluating(self, weights: dict[str, torch.Tensor] | None):
+        """Eval mode under ``weights`` (``None``: the live ones) and a fixed seed; live weights,
+        train mode and the training RNG are restored afterwards."""
         live = None
         if weights is not None:
             live = {k: v.clone() for k, v in self.method.state_dict().items()}
@@ -252,12 +243,20 @@ class Trainer:
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(self.seed + 7919)
-                batch = self.val.batch(np.arange(min(len(self.val), DIAGNOSTIC_CLIPS))).to(self.device)
-                values = self.method.validation_diagnostics(batch)
+                yield
         finally:
             self.method.train()
             if live is not None:
                 self.method.load_state_dict(live)
+
+    @torch.no_grad()
+    def diagnostics(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """The method's validation diagnostics on the first :data:`DIAGNOSTIC_CLIPS` validation clips."""
+        if len(self.val) < 2:
+            return {}
+        with self._evaluating(weights):
+            batch = self.val.batch(np.arange(min(len(self.val), DIAGNOSTIC_CLIPS))).to(self.device)
+            values = self.method.validation_diagnostics(batch)
         return {f"usage/{k}": float(v) for k, v in values.items()}
 
     # -- the loop --------------------------------------------------------------------------

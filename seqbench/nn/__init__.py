@@ -31,7 +31,7 @@ from .attention import (CrossAttention, SelfAttention2d, SpatialTransformer, Tok
 from .diffusion import (DDPMSchedule, EDMConfig, EDMPrecond, ddim_invert, ddim_sample, ddpm_sample,
                         edm_heun_invert, edm_heun_sample, edm_sigma_steps, edm_training_sigmas, heun_nfe)
 from .embeddings import TimestepEmbedding, sinusoidal_embedding
-from .factors import FactorNorm, code_spread, ddpm_x0_error, factor_usage, usage_report
+from .factors import FactorNorm, code_spread, ddpm_usage_report, ddpm_x0_error, factor_usage, usage_report
 from .latent_prior import LatentDiffusionPrior, RunningStandardizer
 from .losses import orthogonality_loss
 from .mlp import MLPDenoiser
@@ -40,7 +40,7 @@ from .unet import ResBlock, UNet, UNetEncoder
 from .vqae import VQAEConfig, VQAutoencoder, load_or_train_vqae, train_vqae
 
 __all__ = [
-    "FactorNorm", "code_spread", "ddpm_x0_error", "factor_usage", "usage_report",
+    "FactorNorm", "code_spread", "ddpm_usage_report", "ddpm_x0_error", "factor_usage", "usage_report",
     "CrossAttention", "DDPMSchedule", "EDMConfig", "EDMPrecond", "GumbelQuantizer", "LatentDiffusionPrior",
     "MLPDenoiser", "QuantizerOutput", "ResBlock", "RunningStandardizer", "SelfAttention2d", "SpatialTransformer",
     "TimestepEmbedding", "TokenSelfAttention", "UNet", "UNetEncoder", "VQAEConfig", "VQAutoencoder",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FactorNorm", "factor_usage", "code_spread", "usage_report", "ddpm_x0_error"]
+__all__ = ["FactorNorm", "factor_usage", "code_spread", "usage_report", "ddpm_x0_error", "ddpm_usage_report"]
 
 
 class FactorNorm(nn.Module):
@@ -94,3 +94,20 @@ def ddpm_x0_error(eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sch
     x_t = schedule.q_sample(x0, t, noise)
     x0_hat = schedule.predict_x0(x_t, t, eps(x_t, t)).clamp(-1, 1)
     return (x0_hat.float() - x0.float()).pow(2).mean()
+
+
+def ddpm_usage_report(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                      context: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule, x0: torch.Tensor,
+                      noise: torch.Tensor, static: torch.Tensor, dynamic: torch.Tensor) -> dict[str, float]:
+    """:func:`usage_report` of a cross-attention DDPM decoder at steps ``T - 1`` and ``0.7 T``.
+
+    ``eps(x_t, t, context)`` is the decoder's noise estimate, ``context(static, dynamic)`` builds its
+    per-frame context; ``x0`` and ``noise`` are ``[B * T, ...]`` (frames flattened), fixed by the caller.
+    """
+    steps = schedule.num_steps
+
+    def error_at(s: torch.Tensor, d: torch.Tensor, step: float) -> torch.Tensor:
+        ctx = context(s, d)
+        return ddpm_x0_error(lambda x_t, t: eps(x_t, t, ctx), schedule, x0, noise, int(step))
+
+    return usage_report(error_at, static, dynamic, {"t_max": steps - 1, "t_0.7": int(0.7 * steps)})
