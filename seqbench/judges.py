@@ -414,41 +414,37 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
         shipped = judge_files.find_judge_file(key_digest=content_hash(key, length=20))
         pinned = judge_files.judge_from_file(shipped, spec) if shipped else None
     if pinned is not None:
-        model = pinned.model.to(device).eval()
-        meta = pinned.meta
-        if meta.get("test_items") != test_hash:
+        model, meta = pinned.model, pinned.meta
+    else:
+        ce = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+        def loss_fn(model: Judge, batch: Any) -> torch.Tensor:
+            x = batch.x
+            if config.augment > 0:
+                from .nn.augment import decoder_artefacts
+
+                lo, hi = map(float, spec.value_range)
+                x = decoder_artefacts(to_unit_range(x.float(), spec.value_range).cpu(), probability=config.augment)
+                x = (x * (hi - lo) + lo).to(batch.x.device)
+            logits = model(x)
+            return sum(ce(logits[name], batch.labels[name]) for name in logits)
+
+        def score_fn(model: Judge, split: SplitData) -> float:
+            return min(v for k, v in judge_accuracies(model, split, batch_size, device).items() if k in model.heads)
+
+        def train_judge(model: nn.Module) -> dict[str, Any]:
+            fit = fit_model(model, loss_fn, score_fn, train, config.fit_config(), device, desc=f"judge {spec.name}",
+                            log=logger)
+            model.eval()
             with torch.no_grad():
-                meta = dict(meta, test_accuracy=judge_accuracies(model, test, batch_size, device), test_items=test_hash)
-        return TrainedJudge(model, meta)
-    ce = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+                test_acc = judge_accuracies(model, test, batch_size, device)  # type: ignore[arg-type]
+            if logger:
+                logger(f"judge {spec.name}: trained {fit.steps} steps in {fit.wall_s:.0f}s; test accuracy "
+                       + ", ".join(f"{k} {v:.4f}" for k, v in test_acc.items()))
+            return {"fit": fit.as_dict(), "test_accuracy": test_acc, "test_items": test_hash, "device": str(device),
+                    "torch": torch.__version__, "threads": torch.get_num_threads(), "pid": os.getpid()}
 
-    def loss_fn(model: Judge, batch: Any) -> torch.Tensor:
-        x = batch.x
-        if config.augment > 0:
-            from .nn.augment import decoder_artefacts
-
-            lo, hi = map(float, spec.value_range)
-            x = decoder_artefacts(to_unit_range(x.float(), spec.value_range).cpu(), probability=config.augment)
-            x = (x * (hi - lo) + lo).to(batch.x.device)
-        logits = model(x)
-        return sum(ce(logits[name], batch.labels[name]) for name in logits)
-
-    def score_fn(model: Judge, split: SplitData) -> float:
-        return min(v for k, v in judge_accuracies(model, split, batch_size, device).items() if k in model.heads)
-
-    def train_judge(model: nn.Module) -> dict[str, Any]:
-        fit = fit_model(model, loss_fn, score_fn, train, config.fit_config(), device, desc=f"judge {spec.name}",
-                        log=logger)
-        model.eval()
-        with torch.no_grad():
-            test_acc = judge_accuracies(model, test, batch_size, device)  # type: ignore[arg-type]
-        if logger:
-            logger(f"judge {spec.name}: trained {fit.steps} steps in {fit.wall_s:.0f}s; test accuracy "
-                   + ", ".join(f"{k} {v:.4f}" for k, v in test_acc.items()))
-        return {"fit": fit.as_dict(), "test_accuracy": test_acc, "test_items": test_hash, "device": str(device),
-                "torch": torch.__version__, "threads": torch.get_num_threads(), "pid": os.getpid()}
-
-    model, meta = cached_model("judges", key, lambda: Judge(spec, config), train_judge, log=logger)
+        model, meta = cached_model("judges", key, lambda: Judge(spec, config), train_judge, log=logger)
     model = model.to(device).eval()
     if meta.get("test_items") != test_hash:  # another test selection (e.g. --limit): measure the ceiling on it
         with torch.no_grad():
