@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-visuals", action="store_true",
                      help="render no pictures (swap grids, traversals...) of the trained models")
+    run.add_argument("--probes", type=_csv, metavar="METRICS",
+                     help="metrics run at every validation point for learning curves (curve/... in MLflow and "
+                          "history.json; default mse,leak,judge where they apply; 'none' for no curves)")
 
     lst = sub.add_parser("list", help="list registered methods, metrics, datasets, backends or plugins")
     lst.add_argument("what", nargs="?", default="all", choices=("all", "methods", "metrics", "datasets", "backends", "plugins"))
@@ -259,6 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options.dry_run = args.dry_run
     options.retrain = args.retrain
     options.visuals = not args.no_visuals
+    if args.probes is not None:
+        options.probes = [] if args.probes == ["none"] else args.probes
     options.progress = not args.no_progress and sys.stderr.isatty()
 
     runner = Runner(options)

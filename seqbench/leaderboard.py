@@ -133,7 +133,7 @@ def _table(scores: "pd.DataFrame", extras: "pd.DataFrame", columns: list[str], m
     table = []
     for method in methods:
         seeds = scores[scores["method"] == method]["seed"].nunique()
-        line = [f"{method} ({seeds} seed{'s' if seeds != 1 else ''})"]
+        line = [f"{method} ({seeds} seed{'s' if seeds != 1 else ''}){plateau_mark(scores, method)}"]
         for column in columns:
             if (method, column) not in stats.index:
                 line.append("-")
@@ -160,6 +160,39 @@ def _table(scores: "pd.DataFrame", extras: "pd.DataFrame", columns: list[str], m
     return tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
 
 
+NOT_CONVERGED_MARK = "†"
+NO_CURVE_MARK = "?"
+
+
+def plateau_mark(scores: "pd.DataFrame", method: str) -> str:
+    """`` †`` when a seed's model was not on its plateau, `` ?`` when a seed has no learning curve, else ``""``."""
+    if "converged" not in scores:
+        return f" {NO_CURVE_MARK}"
+    flags = scores[scores["method"] == method].groupby("seed")["converged"].first()
+    if any(flag is False or flag == 0 for flag in flags if flag is not None and flag == flag):
+        return f" {NOT_CONVERGED_MARK}"
+    if any(flag is None or flag != flag for flag in flags):
+        return f" {NO_CURVE_MARK}"
+    return ""
+
+
+def _plateau_note(scores: "pd.DataFrame") -> str:
+    """The footnote explaining the marks :func:`plateau_mark` put on this board's rows."""
+    from .probes import PLATEAU_THRESHOLD
+
+    marks = {plateau_mark(scores, m).strip() for m in scores["method"].unique()} - {""}
+    notes = []
+    if NOT_CONVERGED_MARK in marks:
+        notes.append(f"{NOT_CONVERGED_MARK} a seed's model was not on its plateau: its headline learning curve "
+                     f"(judge swap mean, else MSE) changed by {PLATEAU_THRESHOLD:.0%} or more over the last quarter "
+                     "of training (seqbench.probes)")
+    if NO_CURVE_MARK in marks:
+        notes.append(f"{NO_CURVE_MARK} a seed's model has no learning curve to tell whether it had converged "
+                     "(fewer than 3 validation points in the last quarter of training, --probes none, or trained before "
+                     "probes existed)")
+    return "; ".join(notes) + "." if notes else ""
+
+
 def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[str] | None = None,
                    show_ci: bool = False, profile: str | None = None,
                    headlines: dict[str, set[str]] | None = None) -> str:
@@ -182,10 +215,12 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
     backend_of = dict(zip(scores["column"], scores["backend"]))
     columns = sorted(metric_of, key=lambda c: (metric_rank.get(metric_of[c], 99), metric_of[c], natural_key(c)))
     methods = sorted(scores["method"].unique())
+    note = _plateau_note(scores)
     if headlines is None:
-        return f"# {dataset}\n\n{_table(scores, extras, columns, methods, show_ci=show_ci)}\n\n{_footer(data)}\n"
+        body = _table(scores, extras, columns, methods, show_ci=show_ci) + (f"\n\n{note}" if note else "")
+        return f"# {dataset}\n\n{body}\n\n{_footer(data)}\n"
     summary = [c for c in columns if key_of[c] in headlines.get(metric_of[c], {key_of[c]})]
-    parts = [f"# {dataset}", _table(scores, extras, summary, methods, show_ci=show_ci) if summary else ""]
+    parts = [f"# {dataset}", _table(scores, extras, summary, methods, show_ci=show_ci) if summary else "", note]
     details = [c for c in columns if c not in summary]
     for metric in dict.fromkeys(metric_of[c] for c in details):
         own = [c for c in details if metric_of[c] == metric]

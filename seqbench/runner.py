@@ -27,6 +27,7 @@ from .config import PROFILES, MethodConfig
 from .errors import ConfigError, NotApplicable, SeqbenchError
 from .log import ProgressLog, configure_logging, format_duration, heartbeat, logger
 from .plugins import Plugins, code_digest, load_plugins
+from .probes import PROBE_METRICS, build_probe_set, summarise_history
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
 from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, quarantine,
@@ -69,6 +70,9 @@ class RunOptions:
     retrain: bool = False
     # Pictures of every model (seqbench_render_visuals) under runs/<run_id>/visuals/ after its cells.
     visuals: bool = True
+    # Probe metrics run at every validation point (learning curves ``curve/...``, seqbench.probes);
+    # empty = none. They read validation clips only and never change what is trained.
+    probes: list[str] = field(default_factory=lambda: list(PROBE_METRICS))
 
 
 @dataclass
@@ -179,6 +183,7 @@ class Runner:
         self.plugins = plugins or load_plugins(options.plugins)
         self._adapters: dict[str, Any] = {}
         self._visual_inputs: dict[str, Any] = {}
+        self._curve_summaries: dict[str, dict[str, Any]] = {}
 
     @property
     def eval_clips(self) -> int | None:
@@ -211,6 +216,7 @@ class Runner:
         metrics = _resolve_names("metric", opts.metrics, self.plugins)
         datasets = _resolve_names("dataset", opts.datasets, self.plugins)
         self.check_metric_options(metrics)
+        opts.probes = _resolve_names("metric", opts.probes, self.plugins)  # --probes: metric names
         for scope in opts.overrides:
             if scope != "*" and scope not in methods:
                 if scope in self.plugins.methods:
@@ -521,8 +527,16 @@ class Runner:
             if progress and "loss" in values:
                 progress[0].update(step, loss=values["loss"])
 
+        probe = None
+        if lead and self.options.probes:
+            probe, left_out = build_probe_set(self.options.probes, self.plugins.metrics, method, unit.spec, train, val,
+                                              device=device, seed=unit.seed, profile=self.options.profile,
+                                              options=self.options.metric_options, registry=self.plugins)
+            for name, reason in left_out.items():
+                self._log(f"{unit.label}: no {name} learning curve: {reason}")
         trainer = Trainer(method, train, val, device=device, seed=unit.seed, workdir=workdir,
-                          progress=self.options.progress, desc=unit.label, on_log=on_log if lead else None)
+                          progress=self.options.progress, desc=unit.label, on_log=on_log if lead else None,
+                          probe=probe)
         if not self.options.progress:  # no progress bar (a batch log): steady progress lines instead
             progress.append(ProgressLog(f"{unit.label}: training", trainer.steps))
         result = trainer.fit()
@@ -535,14 +549,13 @@ class Runner:
                 "fingerprint": unit.spec.fingerprint, "seed": unit.seed, "config": unit.config.to_dict(),
                 "seqbench_version": __version__, "git_sha": git_sha(), "device": str(device),
                 "steps": result.steps, "best_step": result.best_step, "best_val_loss": result.best_val,
-                "selected_weights": result.selected,
+                "selected_weights": result.selected, "probe_s": result.probe_s,
+                "curve": summarise_history(result.history),
                 "train_wall_s": result.wall_s, "resumed_from": result.resumed_from,
                 "train_clips": len(train), "val_clips": len(val)}
         atomic_write_text(workdir / "meta.json", json.dumps(meta, indent=2))
-        # The learning curve beside the model: training losses, validation losses (live and EMA) and the
-        # method's validation diagnostics (factor usage) at every logged step.
-        atomic_write_text(workdir / "history.json", json.dumps(result.history))
-        # The curves the trainer logged (train losses, val_loss, usage/...), for learning-curve plots.
+        # The learning curves beside the model: training losses, validation losses (live and EMA), the
+        # method's validation diagnostics (usage/...) and the probe metrics (curve/...) at every logged step.
         atomic_write_text(workdir / HISTORY_FILE, json.dumps(result.history, default=float))
         hook.seqbench_train_progress(run=run, unit=unit, step=result.steps,
                                      values={"train_wall_s": result.wall_s, "best_step": result.best_step})
@@ -621,6 +634,7 @@ class Runner:
              value: MetricValue | None = None, *, status: str = OK, reason: str | None = None,
              higher_is_better: bool | None = None, duration: float | None = None) -> dict[str, Any]:
         mcls = self.plugins.metrics.get(metric)
+        curve = self.curve_summary(unit)
         return {
             "run_id": run.run_id, "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "dataset": unit.dataset, "method": unit.method, "seed": unit.seed, "metric": metric, "key": key,
@@ -634,7 +648,20 @@ class Runner:
             "seqbench_version": __version__, "git_sha": run.provenance["git_sha"], "device": run.device,
             "duration_s": duration, "method_distribution": self.plugins.methods.distribution(unit.method),
             "metric_distribution": self.plugins.metrics.distribution(metric),
+            # whether the model was on its plateau (seqbench.probes): None = no learning curve to tell
+            "converged": curve.get("converged"), "plateau_change": curve.get("change"),
+            "plateau_probe": curve.get("key"),
         }
+
+    def curve_summary(self, unit: ModelUnit) -> dict[str, Any]:
+        """The plateau summary the trainer's probes left in the model's ``meta.json`` (``{}`` if none)."""
+        memo = self._curve_summaries
+        if unit.model_key not in memo:
+            try:
+                memo[unit.model_key] = json.loads((self.model_dir(unit) / "meta.json").read_text()).get("curve") or {}
+            except (OSError, json.JSONDecodeError):
+                return {}  # not trained yet: ask again later
+        return memo[unit.model_key]
 
     def _cell_path(self, cell: Cell) -> Path:
         return cache_root() / "cells" / f"{cell.cell_key}.json"

@@ -76,6 +76,7 @@ class TrainResult:
     resumed_from: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     selected: str = "live"  # which weights model selection kept: "live" or "ema"
+    probe_s: float = 0.0  # seconds of wall_s spent in the probe set
 
 
 def ema_decay_at(decay: float, updates: int) -> float:
@@ -154,7 +155,8 @@ class Trainer:
 
     def __init__(self, method: Method, train: SplitData, val: SplitData, *, device: torch.device, seed: int,
                  workdir: Path, progress: bool = True, desc: str = "",
-                 on_log: Callable[[int, dict[str, float]], None] | None = None, val_max_clips: int = 512):
+                 on_log: Callable[[int, dict[str, float]], None] | None = None, val_max_clips: int = 512,
+                 probe: Callable[[Method], dict[str, float]] | None = None):
         self.method = method.to(device)
         self.config: MethodConfig = method.config
         self.train, self.val = train, val
@@ -163,6 +165,10 @@ class Trainer:
         self.progress, self.desc = progress, desc or method.name
         self.on_log = on_log
         self.val_max_clips = val_max_clips
+        self.probe = probe
+        self.probe_s = 0.0  # seconds spent in probes (not training)
+        self.history: list[dict[str, float]] = []  # restored from a checkpoint on resume
+        self.train_s_before = 0.0  # training seconds of the runs before a resume
         self.steps = total_steps(self.config, len(train))
         self.method.total_steps = self.steps
         self.optimizer = build_optimizer(self.config, [p for p in method.parameters() if p.requires_grad])
@@ -175,10 +181,14 @@ class Trainer:
         self.selected = "live"  # which weights the best checkpoint holds
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _state(self, step: int, best_val: float | None, best_step: int) -> dict[str, Any]:
+    def _state(self, step: int, best_val: float | None, best_step: int, history: list[dict[str, float]],
+               train_s: float) -> dict[str, Any]:
         state = {"model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "step": step, "best_val": best_val,
-                 "best_step": best_step, "selected": self.selected, "rng_cpu": torch.get_rng_state()}
+                 "best_step": best_step, "selected": self.selected, "rng_cpu": torch.get_rng_state(),
+                 # the learning curves so far and the training seconds behind them: a resumed run's
+                 # history.json is the whole run's, not the part after the restart
+                 "history": history, "train_s": train_s}
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if self.ema is not None:
@@ -195,6 +205,8 @@ class Trainer:
         if "ema" in state and self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.selected = str(state.get("selected", "live"))
+        self.history = list(state.get("history", []))
+        self.train_s_before = float(state.get("train_s", 0.0))
         return int(state["step"]), state["best_val"], int(state["best_step"])
 
     def ema_weights(self) -> dict[str, torch.Tensor]:
@@ -259,6 +271,17 @@ class Trainer:
             values = self.method.validation_diagnostics(batch)
         return {f"usage/{k}": float(v) for k, v in values.items()}
 
+    def run_probe(self, weights: dict[str, torch.Tensor] | None, train_s: float) -> dict[str, float]:
+        """The probe set on ``weights`` (``None``: the live ones) as ``curve/<key>``, with the training
+        seconds so far (``curve/train_s``, probe time excluded) - the x axis of time-to-plateau."""
+        if self.probe is None:
+            return {}
+        start = time.perf_counter()
+        with self._evaluating(weights), torch.no_grad():
+            values = self.probe(self.method)
+        self.probe_s += time.perf_counter() - start
+        return {**{f"curve/{k}": float(v) for k, v in values.items()}, "curve/train_s": float(train_s)}
+
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         from tqdm.auto import tqdm
@@ -288,9 +311,18 @@ class Trainer:
         self.method.train()
         sums: dict[str, float] = {}
         count = 0
-        history: list[dict[str, float]] = []
+        history = self.history
+
+        def train_s() -> float:
+            return self.train_s_before + time.perf_counter() - start - self.probe_s
         bar = tqdm(total=self.steps, initial=step, desc=self.desc, disable=not (self.progress and lead),
                    dynamic_ncols=True, unit="step", leave=False)
+        if lead and step == 0 and step < self.steps and self.probe is not None:
+            # The curve's starting point (the untrained model), also where the probes load their judge.
+            initial = {"step": 0, **self.run_probe(None, 0.0)}
+            history.append(initial)
+            if self.on_log:
+                self.on_log(0, {k: v for k, v in initial.items() if k != "step"})
         try:
             while step < self.steps:
                 index = batch_indices(len(self.train), self.config.batch_size, self.seed, step)
@@ -342,6 +374,7 @@ class Trainer:
                         if val is not None:
                             logged["val_loss"] = val
                         logged.update(self.diagnostics(weights))
+                        logged.update(self.run_probe(weights, train_s()))
                         if logged:
                             history.append({"step": step, **logged})
                             if self.on_log:
@@ -352,7 +385,7 @@ class Trainer:
                                               self.workdir / BEST)
                 if step % max(1, self.config.checkpoint_every) == 0 or step == self.steps:
                     if lead:
-                        atomic_torch_save(self._state(step, best_val, best_step), ckpt_path)
+                        atomic_torch_save(self._state(step, best_val, best_step, history, train_s()), ckpt_path)
                     _barrier(world)
         finally:
             bar.close()
@@ -363,7 +396,7 @@ class Trainer:
         self.method.load_state_dict(torch.load(self.workdir / BEST, map_location=self.device, weights_only=True))
         self.method.eval()
         return TrainResult(self.steps, best_step, best_val, time.perf_counter() - start, resumed_from, history,
-                           self.selected)
+                           self.selected, self.probe_s)
 
     # -- data parallel ---------------------------------------------------------------------
     def _all_finite(self, loss: torch.Tensor, world: int) -> bool:

@@ -1,0 +1,210 @@
+"""Learning curves of the numbers the benchmark reports, and whether a model reached its plateau.
+
+A validation loss says little about disentanglement: a VAE's loss keeps falling while its swap
+accuracy is flat, a diffusion member's loss plateaus while its decoder still ignores a factor. So at
+every validation point the trainer also runs a fixed, cheap **probe set** of the real metric plugins
+(``mse``, ``leak``, the judge's ``swap`` protocol - the same code the leaderboard uses) on a fixed
+subset of the validation split (never test), and logs every value as ``curve/<key>``.
+
+:func:`summarise_curve` turns one such series into the row-level summary the leaderboard shows:
+
+* ``change``: the relative change of the headline probe over the last quarter of training,
+  estimated by a least-squares line through the probe values of that quarter (one noisy point
+  cannot decide it) - ``slope * quarter / |line at the end|``;
+* ``converged``: ``|change| < threshold`` (:data:`PLATEAU_THRESHOLD`, 5 %), ``None`` with fewer
+  than :data:`MIN_QUARTER_POINTS` points in the last quarter (too few to tell);
+* ``step_90`` / ``time_90``: the first validation step (and training seconds) at which the curve
+  had covered 90 % of its way from the first probe to the end of the fitted line.
+
+The headline probe (:func:`headline_key`) is the mean of the judge's static and dynamic swap
+accuracies where a judge reads the dataset, the reconstruction MSE otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .data import SplitData
+    from .method import Method
+    from .types import DataSpec
+
+CURVE_PREFIX = "curve/"
+#: The metric plugins a probe set runs, and the options that make them cheap.
+PROBE_METRICS: dict[str, dict[str, Any]] = {
+    "mse": {},
+    "leak": {"max_train": 1024},
+    "judge": {"protocols": "swap", "n_pairs": 256},
+}
+#: Validation clips the probes read (the first ones of the validation split: fixed per dataset).
+PROBE_CLIPS = 256
+PLATEAU_THRESHOLD = 0.05
+MIN_QUARTER_POINTS = 3
+SWAP_MEAN = "swap/mean"
+
+
+def keep_probe_key(key: str) -> bool:
+    """Whether a metric output is worth a curve: scalar scores, not chance/ceiling levels or per-frame MSE."""
+    return not key.startswith(("chance/", "ceiling/", "judge_spread/", "mse/frame", "psnr", "ssim"))
+
+
+def headline_key(curves: dict[str, Sequence[float]] | Sequence[str]) -> tuple[str, bool] | None:
+    """``(key, higher_is_better)`` of the probe that decides convergence, or ``None`` without probes."""
+    keys = set(curves)
+    if SWAP_MEAN in keys:
+        return SWAP_MEAN, True
+    if "mse" in keys:
+        return "mse", False
+    return None
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    key: str
+    final: float
+    change: float | None
+    converged: bool | None
+    step_90: int | None
+    time_90: float | None
+    points: int
+    threshold: float = PLATEAU_THRESHOLD
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarise_curve(key: str, steps: Sequence[int], values: Sequence[float], times: Sequence[float] | None = None,
+                    *, threshold: float = PLATEAU_THRESHOLD) -> CurveSummary:
+    """Plateau test and time-to-90 % of one probe series (steps increasing, finite values)."""
+    steps_a = np.asarray(steps, dtype=np.float64)
+    values_a = np.asarray(values, dtype=np.float64)
+    if len(steps_a) == 0 or len(steps_a) != len(values_a):
+        raise ValueError(f"curve {key!r}: need as many values as steps, got {len(values_a)} and {len(steps_a)}")
+    last = steps_a[-1]
+    quarter = steps_a >= 0.75 * last
+    end = float(values_a[-1])
+    change: float | None = None
+    converged: bool | None = None
+    if quarter.sum() >= MIN_QUARTER_POINTS and last > 0:
+        slope, intercept = np.polyfit(steps_a[quarter], values_a[quarter], 1)
+        end = float(slope * last + intercept)
+        change = float(slope * 0.25 * last / max(abs(end), 1e-12))
+        converged = bool(abs(change) < threshold)
+    step_90 = time_90 = None
+    span = end - float(values_a[0])
+    if abs(span) <= 1e-9 * max(1.0, abs(end)):  # a flat curve: there from the start
+        reached = np.arange(len(values_a))
+    else:
+        reached = np.flatnonzero((values_a - values_a[0]) / span >= 0.9)
+    if len(reached):
+        step_90 = int(steps_a[reached[0]])
+        if times is not None:
+            time_90 = float(np.asarray(times, dtype=np.float64)[reached[0]])
+    return CurveSummary(key, end, change, converged, step_90, time_90, int(quarter.sum()), threshold)
+
+
+def curves_from_history(history: Sequence[dict[str, float]]) -> dict[str, tuple[list[int], list[float], list[float]]]:
+    """``{probe key: (steps, values, train seconds)}`` from a trainer history (``curve/...`` entries)."""
+    curves: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    for entry in history:
+        for name, value in entry.items():
+            if not name.startswith(CURVE_PREFIX) or name == CURVE_PREFIX + "train_s":
+                continue
+            if value is None or not math.isfinite(float(value)):
+                continue
+            steps, values, times = curves.setdefault(name[len(CURVE_PREFIX):], ([], [], []))
+            steps.append(int(entry["step"]))
+            values.append(float(value))
+            times.append(float(entry.get(CURVE_PREFIX + "train_s", math.nan)))
+    return curves
+
+
+def summarise_history(history: Sequence[dict[str, float]], *,
+                      threshold: float = PLATEAU_THRESHOLD) -> dict[str, Any] | None:
+    """The headline probe's :class:`CurveSummary` as a dict, plus every probe's last-quarter change."""
+    curves = curves_from_history(history)
+    headline = headline_key(curves)
+    if headline is None:
+        return None
+    key, _ = headline
+    steps, values, times = curves[key]
+    summary = summarise_curve(key, steps, values, times, threshold=threshold).as_dict()
+    summary["changes"] = {name: summarise_curve(name, *curve, threshold=threshold).change
+                          for name, curve in sorted(curves.items())}
+    return summary
+
+
+class ProbeSet:
+    """The probe metrics for one model: fixed validation clips, one evaluation context, cheap options.
+
+    Built once before training (the judge is loaded then, not in the middle of the run); calling it
+    with the method returns ``{key: value}`` of every applicable probe metric's scalar outputs.
+    """
+
+    def __init__(self, metrics: dict[str, Any], spec: "DataSpec", train: "SplitData", val: "SplitData", *,
+                 device: "torch.device", seed: int, profile: str, registry: Any = None, batch_size: int = 64):
+        from .metric import EvalContext, EvalData
+
+        n = min(len(val), PROBE_CLIPS)
+        self.metrics = metrics
+        self.data = EvalData(spec, train, val.subset(np.arange(n)))
+        self.context = EvalContext(device=device, seed=seed, batch_size=batch_size, profile=profile,
+                                   registry=registry)
+
+    def __call__(self, method: "Method") -> dict[str, float]:
+        import torch
+
+        out: dict[str, float] = {}
+        with torch.no_grad():
+            for metric in self.metrics.values():
+                values = metric.evaluate(method, self.data, self.context)
+                for key, value in values.items():
+                    value = getattr(value, "value", value)
+                    if keep_probe_key(key) and value is not None and math.isfinite(float(value)):
+                        out[key] = float(value)
+        if "swap/static" in out and "swap/dynamic" in out:
+            out[SWAP_MEAN] = (out["swap/static"] + out["swap/dynamic"]) / 2
+        return out
+
+
+def build_probe_set(names: Sequence[str], metric_registry: Any, method: "Method", spec: "DataSpec",
+                    train: "SplitData", val: "SplitData", *, device: "torch.device", seed: int, profile: str,
+                    options: dict[str, dict[str, Any]] | None = None, registry: Any = None,
+                    ) -> tuple[ProbeSet | None, dict[str, str]]:
+    """The applicable probe metrics among ``names``, and why each other one was left out.
+
+    ``options`` (the run's ``--metric-option`` values) override :data:`PROBE_METRICS`' defaults
+    except the sizes that keep a probe cheap, so a pinned judge (``judge.weights``) is the probes'
+    judge too.
+    """
+    chosen: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    if len(val) < 2:
+        return None, {name: "the validation split has fewer than 2 clips" for name in names}
+    for name in names:
+        try:
+            cls = metric_registry.get(name)
+        except Exception as exc:  # unknown metric: a usage error the caller validated already
+            skipped[name] = str(exc)
+            continue
+        given = {**(options or {}).get(name, {}), **PROBE_METRICS.get(name, {})}
+        accepted = getattr(cls, "option_defaults", None)
+        metric = cls(**{k: v for k, v in given.items() if accepted is None or k in accepted})
+        reason = metric.applicable(method, spec)
+        if reason:
+            skipped[name] = reason
+            continue
+        chosen[name] = metric
+    if not chosen:
+        return None, skipped
+    return ProbeSet(chosen, spec, train, val, device=device, seed=seed, profile=profile, registry=registry), skipped
+
+
+ProbeFn = Callable[["Method"], dict[str, float]]

@@ -1,0 +1,143 @@
+"""Learning curves: the probe set at validation points, the plateau summary, and the leaderboard's marks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqbench.data import carve_validation
+from seqbench.probes import PLATEAU_THRESHOLD, curves_from_history, summarise_curve, summarise_history
+from seqbench.trainer import CHECKPOINT, Trainer
+
+
+def test_a_flat_curve_has_converged_and_a_rising_one_has_not():
+    steps = list(range(0, 1001, 50))
+    flat = summarise_curve("swap/mean", steps, [0.8 - 0.7 * np.exp(-s / 60) for s in steps])
+    assert flat.converged is True and abs(flat.change) < 1e-3
+    rising = summarise_curve("swap/mean", steps, [0.1 + 0.0006 * s for s in steps])
+    # over the last quarter (250 steps) the line rises by 0.15 to 0.7: a relative change of 0.15 / 0.7
+    assert rising.converged is False
+    assert rising.change == pytest.approx(0.15 / 0.7, rel=1e-6)
+    assert rising.final == pytest.approx(0.7)
+    # 90 % of the way from 0.1 to 0.7 is 0.64, first reached at step 900
+    assert rising.step_90 == 900
+    assert rising.threshold == PLATEAU_THRESHOLD
+
+
+def test_a_falling_error_curve_reports_its_change_and_time_to_90_percent():
+    steps = [0, 100, 200, 300, 400]
+    summary = summarise_curve("mse", steps, [1.0, 0.2, 0.11, 0.1, 0.1], times=[0.0, 1.0, 2.0, 3.0, 4.0])
+    assert summary.points == 2  # steps 300 and 400 are in the last quarter: too few to tell
+    assert summary.converged is None and summary.change is None
+    assert summary.step_90 == 200 and summary.time_90 == 2.0  # 1.0 -> 0.1: 0.19 is 90 % of the way
+
+
+def test_history_entries_become_curves_and_the_judge_swap_is_the_headline():
+    history = [{"step": 10, "loss": 1.0}]
+    for step in range(0, 401, 50):
+        history.append({"step": step, "curve/mse": 0.1, "curve/swap/mean": 0.5, "curve/train_s": step / 10})
+    curves = curves_from_history(history)
+    assert set(curves) == {"mse", "swap/mean"}
+    assert curves["mse"][2][-1] == 40.0
+    summary = summarise_history(history)
+    assert summary["key"] == "swap/mean" and summary["converged"] is True
+    assert summary["time_90"] == 0.0 and set(summary["changes"]) == {"mse", "swap/mean"}
+    assert summarise_history([{"step": 1, "loss": 1.0}]) is None
+
+
+def _setup(**overrides):
+    import seqbench_toy
+
+    adapter = seqbench_toy.ToyBars()
+    config = seqbench_toy.ToyConfig.for_profile("smoke").with_overrides(overrides)
+    train, val = carve_validation(adapter.split("train"), 0.25, seed=0)
+    torch.manual_seed(0)
+    return seqbench_toy.ToyAE(config, adapter.spec), train, val
+
+
+def _mse_probe(val):
+    x = val.clips(np.arange(len(val)))
+
+    def probe(method):
+        assert not method.training  # probes see the model in eval mode
+        return {"mse": float(((method.reconstruct(x) - x) ** 2).mean()), "noise": float(torch.rand(()))}
+
+    return probe
+
+
+def test_probes_run_at_every_validation_point_and_never_change_training(toy_plugin, tmp_path):
+    method, train, val = _setup(steps=12, checkpoint_every=4, val_every=4)
+    plain = Trainer(method, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path / "plain",
+                    progress=False).fit()
+    plain_weights = {k: v.clone() for k, v in method.state_dict().items()}
+    method, train, val = _setup(steps=12, checkpoint_every=4, val_every=4)
+    probed = Trainer(method, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path / "probed",
+                     progress=False, probe=_mse_probe(val)).fit()
+    for key, value in plain_weights.items():  # probes draw random numbers: the training RNG is untouched
+        torch.testing.assert_close(method.state_dict()[key], value, rtol=0, atol=0)
+    assert plain.best_step == probed.best_step
+    curve = [(e["step"], e["curve/mse"]) for e in probed.history if "curve/mse" in e]
+    assert [s for s, _ in curve] == [0, 4, 8, 12]  # the untrained model, then every validation point
+    assert curve[-1][1] < curve[0][1]
+    times = [e["curve/train_s"] for e in probed.history if "curve/train_s" in e]
+    assert times[0] == 0.0 and times == sorted(times)
+    assert probed.probe_s > 0 and not any(k.startswith("curve/") for e in plain.history for k in e)
+
+
+def test_a_resumed_run_keeps_the_curve_of_the_steps_before_the_restart(toy_plugin, tmp_path):
+    method, train, val = _setup(steps=8, checkpoint_every=4, val_every=4)
+    Trainer(method, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False,
+            probe=_mse_probe(val)).fit()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert [e["step"] for e in state["history"] if "curve/mse" in e] == [0, 4, 8]
+    method, train, val = _setup(steps=12, checkpoint_every=4, val_every=4)
+    result = Trainer(method, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False,
+                     probe=_mse_probe(val)).fit()
+    assert result.resumed_from == 8
+    steps = [e["step"] for e in result.history if "curve/mse" in e]
+    assert steps == [0, 4, 8, 12]  # no second step-0 probe, nothing lost before the restart
+    times = [e["curve/train_s"] for e in result.history if "curve/train_s" in e]
+    assert times == sorted(times)
+
+
+def _rows(converged):
+    rows = []
+    for method, flag in converged.items():
+        for seed in (0, 1):
+            rows.append({"run_id": "r", "timestamp": "2026-12-03T00:00:00+00:00", "dataset": "d", "method": method,
+                         "seed": seed, "metric": "mse", "key": "mse", "value": 0.1 + seed / 100,
+                         "higher_is_better": False, "status": "ok", "profile": "quick", "eval_clips": 64,
+                         "metric_version": "1", "method_version": "1", "dataset_fingerprint": "f",
+                         "seqbench_version": "0", "converged": flag if seed == 0 else True})
+    return rows
+
+
+def test_the_leaderboard_marks_models_that_were_not_on_their_plateau():
+    from seqbench.leaderboard import _frame, render_dataset
+
+    text = render_dataset(_frame(_rows({"flat": True, "rising": False, "unknown": None})), "d")
+    lines = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
+    assert {"flat (2 seeds)", "rising (2 seeds) †", "unknown (2 seeds) ?"} <= lines
+    assert "† a seed's model was not on its plateau" in text and "? a seed's model has no learning curve" in text
+    text = render_dataset(_frame(_rows({"flat": True})), "d")
+    assert "†" not in text and "no learning curve" not in text
+
+
+def test_a_run_logs_curves_and_writes_the_plateau_summary_beside_the_model(toy_plugin, tmp_path, monkeypatch):
+    import json
+
+    from seqbench.runner import RunOptions, Runner
+
+    monkeypatch.setenv("SEQBENCH_CACHE", str(tmp_path / "cache"))
+    options = RunOptions(methods=["toyae"], metrics=["mse"], datasets=["toy-bars"], profile="smoke",
+                         output=tmp_path / "out", progress=False, visuals=False, probes=["mse"],
+                         plugins=[],
+                         overrides={"toyae": {"steps": 24, "val_every": 4}})
+    run = Runner(options).run()
+    meta = json.loads(next((tmp_path / "cache" / "models").rglob("meta.json")).read_text())
+    assert meta["curve"]["key"] == "mse" and meta["curve"]["points"] == 2  # steps 20 and 24 (>= 18)
+    history = json.loads(next((tmp_path / "cache" / "models").rglob("history.json")).read_text())
+    assert [e["step"] for e in history if "curve/mse" in e] == [0, 4, 8, 12, 16, 20, 24]
+    rows = [json.loads(line) for line in (run.output / "results.jsonl").read_text().splitlines()]
+    assert rows and all(r["plateau_probe"] == "mse" and r["converged"] is None for r in rows)
