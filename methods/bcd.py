@@ -179,7 +179,7 @@ class BCDConfig(MethodConfig):
                       prediction="v", sampler_steps=3, loss_frames=2, prior_dim=64, prior_depth=2, prior_heads=4,
                       optimizer="adamw", lr=5e-4, weight_decay=1e-5, grad_clip=1.0, scheduler="cosine",
                       warmup_steps=200, ema_decay=0.999, batch_size=16, steps=3000, checkpoint_every=500,
-                      val_every=500, log_every=50),
+                      val_every=250, log_every=50),
         "paper": dict(optimizer="adam", lr=1e-4, grad_clip=1.0, warmup_steps=1000, batch_size=16, steps=200_000,
                       ema_decay=0.9999, checkpoint_every=5000, val_every=5000, log_every=100),
     }

@@ -88,12 +88,13 @@ class DBSEConfig(MethodConfig):
         # Wiring check: tiny widths, a handful of steps.
         "smoke": dict(f_dim=8, z_dim=8, g_dim=16, rnn_size=16, base_channels=8, audio_hidden=(32,),
                       lr=2e-3, batch_size=16, steps=30, checkpoint_every=10, val_every=10, log_every=5),
-        # A few CPU minutes on 2 cores (synthetic-sprites: 100 s at 32 px, 340 s at 64 px): a DCGAN of
-        # quarter width (16-32-64-128) and codes wide enough for Sprites-like factors. Tuned on a
+        # The CPU protocol (quick = 32 px synthetic-sprites, on the plateau within 30 min of 2 cores,
+        # docs/protocol.md): 3000 steps of 32 (0.11 s/step on one thread at 32 px; independent probes put
+        # every static head on its plateau by step 2250), a DCGAN of quarter width (16-32-64-128) and codes wide enough for Sprites-like factors. Tuned on a
         # Sprites-like toy set: after 1000 steps a judge reads the action from decodes with resampled f
         # (87-99%) while attributes fall to chance; width 32 was no better per step and 2-5x slower.
         "quick": dict(f_dim=64, z_dim=32, g_dim=128, rnn_size=64, base_channels=16, audio_hidden=(256, 256),
-                      lr=2e-3, batch_size=32, steps=1000, grad_clip=5.0, checkpoint_every=250, val_every=250,
+                      lr=2e-3, batch_size=32, steps=3000, grad_clip=5.0, checkpoint_every=500, val_every=200,
                       log_every=25),
         # The paper's Sprites run.
         "paper": dict(f_dim=256, z_dim=256, g_dim=256, rnn_size=64, base_channels=64,

@@ -170,7 +170,7 @@ class DiffSDAConfig(MethodConfig):
                       vq_steps=1500, prior_hidden=256, prior_depth=4, prior_sample_steps=25, optimizer="adamw", lr=5e-4,
                       weight_decay=1e-5,
                       grad_clip=1.0, scheduler="cosine", warmup_steps=200, ema_decay=0.999, batch_size=16,
-                      steps=3000, checkpoint_every=500, val_every=500, log_every=50),
+                      steps=3000, checkpoint_every=500, val_every=250, log_every=50),
         "paper": dict(optimizer="adamw", lr=1e-4, weight_decay=1e-5, grad_clip=1.0, scheduler="cosine",
                       warmup_steps=500, batch_size=8, epochs=1600, ema_decay=None,
                       checkpoint_every=5000, val_every=5000, log_every=100),

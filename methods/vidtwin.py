@@ -111,7 +111,7 @@ class VidTwinConfig(MethodConfig):
         "quick": dict(patch_size=8, dim=64, enc_depth=2, dec_depth=2, heads=2, mlp_mult=2, attention="divided",
                       structure_queries=1, rec_loss="mse",
                       optimizer="adamw", lr=2e-3, weight_decay=1e-5, grad_clip=1.0, scheduler="cosine",
-                      warmup_steps=200, batch_size=16, steps=3000, checkpoint_every=500, val_every=500,
+                      warmup_steps=200, batch_size=16, steps=3000, checkpoint_every=500, val_every=200,
                       log_every=50),
         "paper": dict(optimizer="adamw", lr=1e-4, betas=(0.9, 0.99), grad_clip=1.0, warmup_steps=1000,
                       batch_size=8, steps=200_000, checkpoint_every=5000, val_every=5000, log_every=100),
