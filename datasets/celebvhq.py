@@ -28,12 +28,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from seqbench.dataset_lifecycle import Item, Scan, as_list, slug
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import Box, LayoutError, SkipLog, center_square, square_around, stable_bucket
 from seqbench.types import LabelSpec
+from seqbench.video_clip_dataset import VideoClipDataset
 
-from ._clips import Item, Scan, VideoClipDataset, as_list, slug
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "anger", "fear", "surprise", "contempt", "disgust")
 _EMOTION_ALIASES = {"neutral": 0, "happy": 1, "happiness": 1, "sad": 2, "sadness": 2, "anger": 3, "angry": 3,

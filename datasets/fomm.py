@@ -20,10 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from seqbench.dataset_lifecycle import Item, Scan
 from seqbench.hookspecs import hookimpl
 from seqbench.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, LayoutError, stable_bucket
-
-from ._clips import Item, Scan, VideoClipDataset
+from seqbench.video_clip_dataset import VideoClipDataset
 
 
 def identity_of(name: str) -> str:

@@ -24,12 +24,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from seqbench.dataset_lifecycle import Item, Scan, as_bool, as_float, as_list
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import Box, LayoutError, SkipLog, center_square, detect_face, square_around, stable_bucket
 from seqbench.types import LabelSpec
+from seqbench.video_clip_dataset import VideoClipDataset
 
-from ._clips import Item, Scan, VideoClipDataset, as_bool, as_float, as_list
 
 EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 VIEWS: tuple[str, ...] = ("down", "front", "left_30", "left_60", "right_30", "right_60", "top")

@@ -20,12 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from seqbench.dataset_lifecycle import GeneratedDataset, as_int
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import ClipCacheWriter, require
 from seqbench.types import LabelSpec
 
-from ._clips import GeneratedDataset, as_int
 
 MOTIONS: tuple[str, ...] = ("north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west",
                             "circle-cw", "circle-ccw")

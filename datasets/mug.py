@@ -18,11 +18,12 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from seqbench.dataset_lifecycle import Item, Scan
 from seqbench.hookspecs import hookimpl
 from seqbench.media import IMAGE_SUFFIXES, LayoutError, stable_bucket
 from seqbench.types import LabelSpec
+from seqbench.video_clip_dataset import VideoClipDataset
 
-from ._clips import Item, Scan, VideoClipDataset
 
 EXPRESSIONS: tuple[str, ...] = ("anger", "disgust", "happiness", "fear", "sadness", "surprise")
 _ALIASES = {"angry": 0, "anger": 0, "disgust": 1, "disgusted": 1, "happy": 2, "happiness": 2, "fear": 3,

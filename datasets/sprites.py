@@ -40,10 +40,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from seqbench.data import DatasetAdapter, SplitData
+from seqbench.dataset_lifecycle import PreparedFolderDataset
 from seqbench.errors import ConfigError, DataNotFoundError
 from seqbench.hookspecs import hookimpl
-from seqbench.media import (ClipCacheWriter, CorruptMediaError, LayoutError, file_sha256, folder_complete,
-                            load_prepared, verify_checksums)
+from seqbench.media import ClipCacheWriter, CorruptMediaError, LayoutError, load_prepared
+from seqbench.prepared_folder import file_sha256, verify_folder
 from seqbench.types import DataSpec, LabelSpec
 from seqbench.utils import content_hash, data_root
 
@@ -254,7 +255,7 @@ def detect_format(source: Path) -> str:
     return ""
 
 
-class Sprites(DatasetAdapter):
+class Sprites(PreparedFolderDataset):
     """The real Sprites: 1296 LPC characters x 9 motions, 8 frames, 64x64, seed-423 identity split.
 
     Options: ``root`` (where the prepared arrays live, default ``$SEQBENCH_DATA/sprites``),
@@ -282,7 +283,6 @@ class Sprites(DatasetAdapter):
         self.format = format
         self.subset = min(int(subset), TRAIN_CHARACTERS)
         self.options = {"format": format, "subset": self.subset}
-        self._meta: dict[str, Any] | None = None
 
     @property
     def prepared_dir(self) -> Path:
@@ -327,7 +327,7 @@ class Sprites(DatasetAdapter):
         else:
             meta = self._from_arrays(source, target, fmt)
         log.info("prepared %s from %s (%s) in %.1f s", NAME, source, fmt, time.perf_counter() - start)
-        self._meta, self._spec, self._splits = None, None, {}
+        self.reset()
         return target
 
     def _base_meta(self, source: Path, fmt: str, scale: int) -> dict[str, Any]:
@@ -450,20 +450,15 @@ class Sprites(DatasetAdapter):
             return writer.finish(meta)
 
     # -- loading ---------------------------------------------------------------------------
-    def meta(self) -> dict[str, Any]:
-        if self._meta is None:
-            directory = self.prepared_dir
-            if not folder_complete(directory):
-                if self.source is not None:
-                    self.prepare()
-                else:
-                    raise DataNotFoundError(
-                        f"dataset {NAME!r} is not prepared: looked for {directory}/meta.json. Run `seqbench data prepare "
-                        f"{NAME} --source DIR`" + (f" --data-option root={self.root}" if self.root else "")
-                        + f" with DIR holding {LAYOUT_HELP} (the LPC sheets are in the public YingzhenLi/Sprites "
-                          f"repository), or pass --data-option {NAME}.source=DIR to prepare on first use")
-            self._meta = json.loads((directory / "meta.json").read_text())
-        return self._meta
+    def when_missing(self) -> None:
+        if self.source is not None:
+            self.prepare()
+            return
+        raise DataNotFoundError(
+            f"dataset {NAME!r} is not prepared: looked for {self.prepared_dir}/meta.json. Run `seqbench data prepare "
+            f"{NAME} --source DIR`" + (f" --data-option root={self.root}" if self.root else "")
+            + f" with DIR holding {LAYOUT_HELP} (the LPC sheets are in the public YingzhenLi/Sprites "
+              f"repository), or pass --data-option {NAME}.source=DIR to prepare on first use")
 
     def build_spec(self) -> DataSpec:
         meta = self.meta()
@@ -505,7 +500,7 @@ class Sprites(DatasetAdapter):
         """Check every prepared file against its checksum and the labels against the characters."""
         directory = self.prepared_dir
         self.meta()
-        problems = verify_checksums(directory)
+        problems = verify_folder(directory)
         if problems:
             return problems
         seen = []

@@ -28,12 +28,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from seqbench.dataset_lifecycle import GeneratedDataset, as_int
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import SPEECH_FEATURES, ClipCacheWriter, normalise_features, speech_features
 from seqbench.types import LabelSpec
 
-from ._clips import GeneratedDataset, as_int
 
 SAMPLE_RATE = 16000
 CHUNK = 3200

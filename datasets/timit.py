@@ -26,13 +26,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from seqbench.dataset_lifecycle import Item, PreparedDataset, Scan, as_bool, as_int
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import (SPEECH_FEATURES, ClipCacheWriter, CorruptMediaError, LayoutError, SkipLog, audio_length,
                             default_workers, normalise_features, ordered_map, read_audio, speech_features)
 from seqbench.types import LabelSpec
 
-from ._clips import Item, PreparedDataset, Scan, as_bool, as_int
 
 SAMPLE_RATE = 16000
 CORE_TEST_SPEAKERS: tuple[str, ...] = (

@@ -16,12 +16,13 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from seqbench.dataset_lifecycle import Item, Scan, as_list
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import LayoutError
 from seqbench.types import LabelSpec
+from seqbench.video_clip_dataset import VideoClipDataset
 
-from ._clips import Item, Scan, VideoClipDataset, as_list
 
 ACTIONS: tuple[str, ...] = (
     "swipe_left", "swipe_right", "wave", "clap", "throw", "arm_cross", "basketball_shoot", "draw_x",

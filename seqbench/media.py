@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 import zlib
@@ -33,12 +32,14 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, DataNotFoundError, SeqbenchError
+# the prepared-folder life cycle lives in seqbench.prepared_folder; its names stay importable from here
+from .prepared_folder import (file_sha256, files_fingerprint, folder_complete, install_folder, new_temporary_folder,
+                              verify_checksums)
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".gif", ".mkv", ".webm")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
-_STALE_TMP_SECONDS = 6 * 3600
 
 
 class CorruptMediaError(SeqbenchError):
@@ -416,72 +417,6 @@ def normalise_features(rows: np.ndarray, feature: str, peak: float, chunk: int =
     return clipped
 
 
-# -- fingerprints and atomic folders ------------------------------------------------------
-
-def files_fingerprint(paths: Iterable[Path], root: Path) -> str:
-    """Hash of the relative names and sizes of source files (cheap; detects added/removed/changed files)."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(p) for p in paths):
-        try:
-            size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir())
-        except OSError:
-            size = -1
-        digest.update(f"{path.relative_to(root).as_posix()}\0{size}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def folder_complete(directory: Path) -> bool:
-    """True when ``meta.json`` exists and every file it lists is present."""
-    meta_path = directory / "meta.json"
-    if not meta_path.is_file():
-        return False
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        return False
-    files = meta.get("files") if isinstance(meta, dict) else None
-    return bool(files) and all((directory / name).is_file() for name in files)
-
-
-def new_temporary_folder(target: Path) -> Path:
-    """An empty folder beside ``target`` to build into (stale ones of killed runs are removed)."""
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.tmp-"
-    now = time.time()
-    for path in parent.glob(f"{prefix}*"):
-        try:
-            if path.is_dir() and now - path.stat().st_mtime > _STALE_TMP_SECONDS:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-
-
-def install_folder(tmp: Path, target: Path) -> None:
-    """Move a complete folder into place; a previous version is removed only after the move."""
-    trash = None
-    if target.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / "old"
-        os.replace(target, trash)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if trash is not None:  # put the previous version back
-            os.replace(trash, target)
-        raise
-    if trash is not None:
-        shutil.rmtree(trash.parent, ignore_errors=True)
-
-
 # -- the decoded-clip cache ---------------------------------------------------------------
 
 @dataclass
@@ -643,19 +578,6 @@ def load_prepared(directory: Path, split: str, side: Iterable[str]) -> tuple[np.
         if path.is_file():
             out[name] = np.load(path, allow_pickle=False)
     return x, out
-
-
-def verify_checksums(directory: Path) -> list[str]:
-    """Problems with a prepared folder's files (missing, or content not matching ``meta.json``)."""
-    meta = json.loads((directory / "meta.json").read_text())
-    problems = []
-    for name, expected in sorted(meta.get("sha256", {}).items()):
-        path = directory / name
-        if not path.is_file():
-            problems.append(f"{path}: missing (prepare again)")
-        elif file_sha256(path) != expected:
-            problems.append(f"{path}: content changed since it was prepared (sha256 mismatch; prepare again)")
-    return problems
 
 
 # -- bounded parallel map -----------------------------------------------------------------
