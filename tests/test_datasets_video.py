@@ -17,7 +17,8 @@ pytest.importorskip("av")
 
 from seqbench.errors import ConfigError, DataNotFoundError
 from seqbench.media import (ClipCacheWriter, CorruptMediaError, LayoutError, clip_indices, count_frames, crop_resize,
-                            folder_complete, ordered_map, read_frame_folder, read_video, write_frames, write_video)
+                            ordered_map, read_frame_folder, read_video, write_frames, write_video)
+from seqbench.prepared_folder import folder_complete
 
 from seqbench.datasets.celebvhq import CelebVHQ, emotion_label
 from seqbench.datasets.fomm import TaiChi, VoxCeleb, identity_of
