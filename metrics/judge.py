@@ -69,7 +69,12 @@ class JudgeAccuracy(Metric):
         MetricOutput("swap/dynamic", True, "swapped decodes whose dynamic heads all match the dynamics donor",
                      chance_key="chance/swap/dynamic"),
         MetricOutput("swap/joint", True, "swapped decodes with every head right", chance_key="chance/swap/joint"),
-        MetricOutput("swap/acc_", True, "per head: swap/acc_<head>"),
+        MetricOutput("swap/acc_", True, "per head: swap/acc_<head>; for a <type>-<direction> head (Sprites' "
+                     "motion) also swap/acc_<head>_type and _direction"),
+        MetricOutput("swap/", False, "swap/<head>_direction_from_static: swapped decodes facing the static "
+                     "donor's way (the direction read from s; chance: donors facing the same way)", headline=False),
+        MetricOutput("sample/fixed_static/", False, "sample/fixed_static/<head>_direction_from_static: with "
+                     "dynamics from the prior, decodes still facing the clip's own way", headline=False),
         MetricOutput("sample/fixed_dynamic/acc_", True,
                      "per head; higher is better for dynamic heads (kept), lower for static heads (resampled)"),
         MetricOutput("sample/fixed_static/acc_", True,
@@ -182,7 +187,7 @@ class JudgeAccuracy(Metric):
 
     # -- swap protocol ---------------------------------------------------------------------
     def _swap(self, data: EvalData, ctx: EvalContext, judge, codes, n_pairs, decodes: "_Decodes") -> dict[str, MetricValue]:
-        from seqbench.functional import swap_accuracies
+        from seqbench.functional import compound_label_parts, swap_accuracies
 
         spec = data.spec
         pairs = ctx.pairs(spec, len(data.test), None if n_pairs is None else int(n_pairs))
@@ -209,12 +214,28 @@ class JudgeAccuracy(Metric):
             out[f"swap/acc_{h}"] = with_ci(result.per_item[f"head/{h}"], seed, backend)
             out[f"ceiling/swap/acc_{h}"] = MetricValue(judge.ceiling[h], backend=backend)
             out[f"chance/swap/acc_{h}"] = MetricValue(majority_frequency(all_targets[h]), backend=backend)
+        for label in spec.dynamic_labels:  # a <type>-<direction> head: which part the decodes carry
+            parts = compound_label_parts(label.class_names)
+            if parts is None:
+                continue
+            kind, direction = parts
+            pred = probs[label.name].numpy().argmax(1)
+            donor_s, donor_d = labels[label.name][pairs[:, 0]], labels[label.name][pairs[:, 1]]
+            for part, index in (("type", kind), ("direction", direction)):
+                key = f"swap/acc_{label.name}_{part}"
+                out[key] = with_ci((index[pred] == index[donor_d]).astype(np.float64), seed, backend)
+                out[f"chance/{key}"] = MetricValue(majority_frequency(index[donor_d]), backend=backend)
+            key = f"swap/{label.name}_direction_from_static"
+            out[key] = with_ci((direction[pred] == direction[donor_s]).astype(np.float64), seed, backend)
+            # the rate at which the two donors face the same way: the level without any leak
+            out[f"chance/{key}"] = MetricValue(float(np.mean(direction[donor_s] == direction[donor_d])),
+                                               backend=backend)
         return out
 
     # -- sample protocol -------------------------------------------------------------------
     def _sample(self, method, data: EvalData, ctx: EvalContext, judge, codes, niter: int,
                 decodes: "_Decodes") -> dict[str, MetricValue]:
-        from seqbench.functional import class_balanced_indices, resampled_judge_scores
+        from seqbench.functional import class_balanced_indices, compound_label_parts, resampled_judge_scores
 
         spec = data.spec
         n, frames = len(data.test), codes.dynamic.shape[1]
@@ -224,6 +245,7 @@ class JudgeAccuracy(Metric):
         out: dict[str, MetricValue] = {}
         for m, mode in enumerate(MODES):
             hits = {label.name: np.zeros((niter, n)) for label in spec.labels}
+            part_hits: dict[str, np.ndarray] = {}
             primary_probs = []
             for r in range(niter):
                 def factors(r: int = r, mode: str = mode, m: int = m):
@@ -236,6 +258,14 @@ class JudgeAccuracy(Metric):
                 probs = self._judge_probs(judge, clips, data, ctx)
                 for name in hits:
                     hits[name][r] = probs[name].argmax(1).numpy() == labels[name]
+                for label in spec.dynamic_labels:
+                    parts = compound_label_parts(label.class_names)
+                    if parts is None:
+                        continue
+                    pred = probs[label.name].argmax(1).numpy()
+                    for part, index in zip(("type", "direction"), parts):
+                        part_hits.setdefault(f"acc_{label.name}_{part}", np.zeros((niter, n)))[r] = \
+                            index[pred] == index[labels[label.name]]
                 primary_probs.append(probs[primary].numpy())
             kept = "dynamic" if mode == "fixed_dynamic" else "static"
             for label in spec.labels:
@@ -244,6 +274,18 @@ class JudgeAccuracy(Metric):
                 out[f"chance/{key}"] = MetricValue(majority_frequency(labels[label.name]), backend=backend)
                 if label.kind == kept:
                     out[f"ceiling/{key}"] = MetricValue(judge.ceiling[label.name], backend=backend)
+            for name, values in part_hits.items():
+                # fixed dynamics: is the type / direction kept? fixed static with new dynamics: a direction
+                # that still matches the clip's own comes from the static code
+                key = f"sample/{mode}/{name}" if mode == "fixed_dynamic" else \
+                    f"sample/{mode}/{name.removeprefix('acc_').removesuffix('_direction')}_direction_from_static"
+                if mode == "fixed_static" and not name.endswith("_direction"):
+                    continue
+                out[key] = with_ci(values.mean(axis=0), seed, backend)
+                label = name.removeprefix("acc_").rsplit("_", 1)[0]
+                index = compound_label_parts(next(l for l in spec.labels if l.name == label).class_names)
+                part = 0 if name.endswith("_type") else 1
+                out[f"chance/{key}"] = MetricValue(majority_frequency(index[part][labels[label]]), backend=backend)
             if mode == "fixed_dynamic":
                 subset = class_balanced_indices(labels[primary])
             else:

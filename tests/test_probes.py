@@ -141,3 +141,14 @@ def test_a_run_logs_curves_and_writes_the_plateau_summary_beside_the_model(toy_p
     assert [e["step"] for e in history if "curve/mse" in e] == [0, 4, 8, 12, 16, 20, 24]
     rows = [json.loads(line) for line in (run.output / "results.jsonl").read_text().splitlines()]
     assert rows and all(r["plateau_probe"] == "mse" and r["converged"] is None for r in rows)
+
+
+def test_a_compound_type_direction_label_splits_into_its_parts():
+    from seqbench.functional import compound_label_parts
+
+    names = tuple(f"{a}-{d}" for a in ("walk", "spellcast", "slash") for d in ("front", "left", "right"))
+    kind, direction = compound_label_parts(names)
+    assert kind.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and direction.tolist() == [0, 1, 2] * 3
+    assert compound_label_parts(("left", "right")) is None
+    assert compound_label_parts(("walk-front", "walk-left", "slash-front")) is None  # not a full grid
+    assert compound_label_parts(("a-b-c", "a-b-d")) is None

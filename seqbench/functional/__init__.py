@@ -26,13 +26,13 @@ from .judge import (
 )
 from .leakage import LeakageScores, chance_accuracy, leakage, pool_dynamic, probe_accuracy, probe_predictions
 from .reconstruction import mse, psnr, ssim
-from .swap import SwapAccuracies, swap_accuracies
+from .swap import SwapAccuracies, compound_label_parts, swap_accuracies
 from .verification import cosine_pair_scores, equal_error_rate, speaker_verification_eer, utterance_embeddings
 
 __all__ = [
     "judge_accuracy", "inception_score", "conditional_entropy", "marginal_entropy",
     "class_balanced_indices", "judge_scores", "resampled_judge_scores",
-    "SwapAccuracies", "swap_accuracies",
+    "SwapAccuracies", "swap_accuracies", "compound_label_parts",
     "pool_dynamic", "chance_accuracy", "probe_accuracy", "probe_predictions", "LeakageScores", "leakage",
     "FrameDistance", "average_keypoint_distance", "average_euclidean_distance",
     "equal_error_rate", "cosine_pair_scores", "speaker_verification_eer", "utterance_embeddings",

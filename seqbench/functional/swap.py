@@ -21,7 +21,7 @@ import numpy as np
 
 from ._utils import check_same_length, to_labels, to_predictions
 
-__all__ = ["SwapAccuracies", "swap_accuracies"]
+__all__ = ["SwapAccuracies", "swap_accuracies", "compound_label_parts"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,23 @@ def swap_accuracies(
         per_head={name: float(h.mean()) for name, h in heads.items()},
         per_item=per_item, n=n,
     )
+
+
+def compound_label_parts(class_names: "tuple[str, ...] | list[str]") -> tuple[np.ndarray, np.ndarray] | None:
+    """Class index -> (type index, direction index) for a ``<type>-<direction>`` label, else ``None``.
+
+    Sprites' motion label is a product: 3 action types x 3 facing directions (``walk-front``,
+    ``slash-left``...). A judge head that reads it can be right about the type and wrong about the
+    direction; splitting its predictions shows which part a method's decodes carry. Applies only when
+    every name has exactly one ``-`` and the names form the full grid of their parts.
+    """
+    names = list(class_names)
+    if len(names) < 2 or any(name.count("-") != 1 for name in names):
+        return None
+    firsts = list(dict.fromkeys(name.split("-")[0] for name in names))
+    seconds = list(dict.fromkeys(name.split("-")[1] for name in names))
+    if len(firsts) < 2 or len(seconds) < 2 or len(firsts) * len(seconds) != len(names) or len(set(names)) != len(names):
+        return None
+    kind = np.array([firsts.index(name.split("-")[0]) for name in names], dtype=np.int64)
+    direction = np.array([seconds.index(name.split("-")[1]) for name in names], dtype=np.int64)
+    return kind, direction
