@@ -94,8 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--ci", action="store_true", help="show bootstrap 95%% intervals")
     board.add_argument("-o", "--output", type=Path, help="write to this file (one dataset) or directory")
     board.add_argument("--figures", type=Path, metavar="DIR",
-                       help="also draw <dataset>-metrics.png (headline metrics with 95%% intervals) and "
-                            "<dataset>-curves.png (learning curves of the cached models) into DIR")
+                       help="also draw <dataset>-swaps.png (each method's swap grid on the same clips, from the "
+                            "cached models), <dataset>-metrics.png (headline metrics with 95%% intervals) and "
+                            "<dataset>-curves.png (learning curves of the cached models) into DIR, and embed them in "
+                            "the markdown")
+    board.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
+                       help="dataset option of the runs whose cached models --figures draws (e.g. "
+                            "synthetic-sprites.size=64)")
     board.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN", help=plugin_help)
 
     show = sub.add_parser("show", help="render pictures of a cached trained model (never trains)")
@@ -346,7 +351,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import _frame, headline_keys, render_dataset, write_leaderboards
+    from .leaderboard import _frame, figure_links, headline_keys, render_dataset, write_leaderboards
     from .plugins import load_plugins
     from .results import load_results
 
@@ -370,19 +375,21 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from .plots import write_dataset_figures
 
         for path in write_dataset_figures(frame, args.figures, datasets=datasets, headlines=headline_keys(plugins),
-                                          profile=args.profile):
+                                          profile=args.profile, swaps=True, plugins=args.plugins,
+                                          dataset_options=_data_options(args.data_options)):
             print(f"wrote {path}", file=sys.stderr if not args.output else sys.stdout)
     if args.output and (len(datasets) > 1 or args.output.is_dir()):
         for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile,
-                                       plugins=plugins):
+                                       plugins=plugins, figures_dir=args.figures):
             print(f"wrote {path}")
         return 0
     for dataset in datasets:
         if dataset not in set(frame["dataset"]):
             raise SeqbenchError(f"no results for dataset {dataset!r} in {source_text}; present: "
                                 f"{', '.join(sorted(frame['dataset'].dropna().unique()))}")
+        board_dir = args.output.parent if args.output else Path.cwd()
         text = render_dataset(_frame(frame), dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile,
-                              headlines=headline_keys(plugins))
+                              headlines=headline_keys(plugins), figures=figure_links(dataset, args.figures, board_dir))
         if args.output:
             from .utils import atomic_write_text
 
@@ -391,6 +398,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         else:
             print(text)
     return 0
+
+
+def _data_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--data-option DATASET.KEY=VALUE`` items as ``{dataset: {key: value}}``."""
+    from .config import parse_set_options
+
+    return {scope: {k: _literal(v) for k, v in values.items()}
+            for scope, values in parse_set_options(items, flag="--data-option").items()}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -407,8 +422,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if "zeroshot" in args.what and not args.on:
         raise SeqbenchError("--what zeroshot needs --on DATASET: the dataset whose clips the model encodes "
                             f"zero-shot (same modality, frames and size as {args.dataset})")
-    data_options = {scope: {k: _literal(v) for k, v in values.items()}
-                    for scope, values in parse_set_options(args.data_options, flag="--data-option").items()}
+    data_options = _data_options(args.data_options)
     options = RunOptions(methods=[args.method], datasets=[args.dataset, *args.on], profile=args.profile,
                          seeds=[args.seed], overrides=parse_set_options(args.overrides), dataset_options=data_options,
                          plugins=args.plugins, progress=False)

@@ -193,9 +193,30 @@ def _plateau_note(scores: "pd.DataFrame") -> str:
     return "; ".join(notes) + "." if notes else ""
 
 
+#: The figures a leaderboard embeds when they exist (``seqbench leaderboard --figures DIR``), in this order.
+FIGURES = (("swaps", "Swap grids: each method's cached model (lowest seed) on the same fixed test clips"),
+           ("metrics", "Headline metrics: mean over seeds, each seed, and the mean bootstrap 95% interval"),
+           ("curves", "Learning curves: the probes on validation clips over training"))
+
+
+def figure_links(dataset: str, figures_dir: Path | None, board_dir: Path | None) -> list[tuple[str, str]]:
+    """``(caption, relative path)`` of ``<figures_dir>/<dataset>-<name>.png`` files that exist."""
+    import os
+
+    if figures_dir is None:
+        return []
+    links = []
+    for name, caption in FIGURES:
+        path = Path(figures_dir) / f"{dataset}-{name}.png"
+        if path.exists():
+            links.append((caption, Path(os.path.relpath(path, board_dir or Path.cwd())).as_posix()))
+    return links
+
+
 def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[str] | None = None,
                    show_ci: bool = False, profile: str | None = None,
-                   headlines: dict[str, set[str]] | None = None) -> str:
+                   headlines: dict[str, set[str]] | None = None,
+                   figures: list[tuple[str, str]] | None = None) -> str:
     """One dataset's leaderboard as markdown (tabulate ``pipe`` format) with a provenance footer.
 
     With ``headlines`` (see :func:`headline_keys`) a summary table holds each metric's headline
@@ -221,6 +242,8 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
         return f"# {dataset}\n\n{body}\n\n{_footer(data)}\n"
     summary = [c for c in columns if key_of[c] in headlines.get(metric_of[c], {key_of[c]})]
     parts = [f"# {dataset}", _table(scores, extras, summary, methods, show_ci=show_ci) if summary else "", note]
+    for caption, link in figures or []:
+        parts.append(f"![{caption}]({link})\n\n*{caption}.*")
     details = [c for c in columns if c not in summary]
     for metric in dict.fromkeys(metric_of[c] for c in details):
         own = [c for c in details if metric_of[c] == metric]
@@ -261,7 +284,7 @@ def _footer(data: "pd.DataFrame") -> str:
 
 
 def write_leaderboards(rows, directory: Path, *, datasets: list[str] | None = None, plugins=None,
-                       show_ci: bool = False, profile: str | None = None) -> list[Path]:
+                       show_ci: bool = False, profile: str | None = None, figures_dir: Path | None = None) -> list[Path]:
     """Render every dataset present in ``rows`` into ``directory/<dataset>.md``; returns the paths.
 
     ``plugins`` (the loaded registry) supplies each metric's headline keys for the summary table.
@@ -272,7 +295,7 @@ def write_leaderboards(rows, directory: Path, *, datasets: list[str] | None = No
     headlines = headline_keys(plugins) if plugins is not None else None
     for dataset in datasets or sorted(frame["dataset"].dropna().unique()):
         text = render_dataset(frame, dataset, metric_order=metric_order, show_ci=show_ci, profile=profile,
-                              headlines=headlines)
+                              headlines=headlines, figures=figure_links(dataset, figures_dir, Path(directory)))
         path = Path(directory) / f"{dataset}.md"
         atomic_write_text(path, text)
         written.append(path)

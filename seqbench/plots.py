@@ -3,8 +3,8 @@
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global backend
 state), written as PNG beside the markdown leaderboard and logged to the parent MLflow run.
 
-* :func:`learning_curves` - one panel per logged series: the training loss, ``val_loss`` and every
-  ``usage/...`` diagnostic the trainer recorded (``history.json`` beside each cached model), one
+* :func:`learning_curves` - one panel per logged series: the probe curves (``curve/...``: judge swap,
+  MSE, leakage on validation clips), the training loss, ``val_loss`` and every ``usage/...`` diagnostic the trainer recorded (``history.json`` beside each cached model), one
   colour per method, one line style per seed.
 * :func:`leaderboard_figure` - one panel per headline column of the leaderboard: per method the
   mean over seeds (dot), each seed's value (small marks) and the mean bootstrap 95% interval
@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+
+import numpy as np
 from typing import TYPE_CHECKING, Any
 
 from .log import logger
@@ -23,7 +25,8 @@ from .log import logger
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["learning_curves", "leaderboard_figure", "load_history", "curve_keys", "write_dataset_figures"]
+__all__ = ["learning_curves", "leaderboard_figure", "load_history", "curve_keys", "write_dataset_figures",
+           "swap_grids_figure", "cached_swap_grids"]
 
 MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of the figure (they stay in MLflow)
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -44,11 +47,18 @@ def load_history(model_dir: Path) -> list[dict[str, float]] | None:
     return history if isinstance(history, list) else None
 
 
+#: The probe curves (seqbench.probes) drawn first, when present: what the leaderboard reports, over training.
+PROBE_PANELS = ("curve/swap/mean", "curve/swap/static", "curve/swap/dynamic", "curve/mse", "curve/leak/s_to_d",
+                "curve/leak/d_to_s")
+
+
 def curve_keys(histories: dict[str, list[dict[str, float]]]) -> list[str]:
-    """The panels: training ``loss``, ``val_loss``, then the ``usage/...`` keys (at most ``MAX_USAGE_PANELS``)."""
+    """The panels: the probe curves (``curve/...``), training ``loss``, ``val_loss``, then the ``usage/...``
+    keys (at most ``MAX_USAGE_PANELS``)."""
     present = {key for history in histories.values() for entry in history for key in entry}
     usage = sorted(key for key in present if key.startswith("usage/"))[:MAX_USAGE_PANELS]
-    return [key for key in ("loss", "val_loss") if key in present] + usage
+    return ([key for key in PROBE_PANELS if key in present] + [key for key in ("loss", "val_loss") if key in present]
+            + usage)
 
 
 def _method_of(label: str) -> str:
@@ -150,9 +160,86 @@ def leaderboard_figure(frame: "pd.DataFrame", dataset: str, path: Path | str, *,
     return path
 
 
+def swap_grids_figure(grids: dict[str, np.ndarray], path: Path | str, *, title: str = "") -> Path:
+    """Each method's swap grid (:func:`seqbench.visuals.swap_grid` on the same fixed clips) side by side."""
+    from matplotlib.figure import Figure
+
+    if not grids:
+        raise ValueError("no swap grid to draw")
+    names = sorted(grids)
+    height, width = next(iter(grids.values())).shape[:2]
+    # one grid per row: a grid is a strip of whole clips (frames side by side), far wider than tall
+    figure = Figure(figsize=(11.0, len(names) * (11.0 * height / width + 0.3) + 0.5), layout="constrained")
+    axes = figure.subplots(len(names), 1, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        ax.imshow(grids[name], interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | None = None,
+                      plugins: list[str] | None = None,
+                      dataset_options: dict[str, dict[str, Any]] | None = None) -> dict[str, np.ndarray]:
+    """Per method of the leaderboard, the swap grid of its lowest seed's cached model (the one the rows name).
+
+    Drawn on the run's fixed visual clips (:func:`seqbench.visuals.visual_inputs`), so every method
+    swaps the same clips; a method whose model is not in this cache (or no longer matches the rows'
+    ``model_key``) is left out with a warning.
+    """
+    from .leaderboard import _frame, select_rows
+    from .runner import RunOptions, Runner
+    from .visuals import render_pictures
+
+    rows = select_rows(_frame(frame), dataset, profile)
+    grids: dict[str, np.ndarray] = {}
+    if rows.empty:
+        return grids
+    runner = None
+    for method, own in rows.groupby("method"):
+        seed = int(own["seed"].min())
+        key = own[own["seed"] == seed]["model_key"].dropna()
+        profile_used = str(own["profile"].iloc[0])
+        if runner is None or runner.options.profile != profile_used:
+            runner = Runner(RunOptions(methods=[], datasets=[dataset], profile=profile_used, progress=False,
+                                       plugins=list(plugins or []), dataset_options=dict(dataset_options or {})))
+        try:
+            unit = runner.unit(dataset, method, seed)
+        except Exception as exc:
+            logger.warning(f"{dataset}/{method}: no swap grid: {type(exc).__name__}: {exc}")
+            continue
+        if key.empty or unit.model_key not in set(key):
+            logger.warning(f"{dataset}/{method}: no swap grid: the rows name model {', '.join(map(str, set(key)))}, "
+                           f"this code builds {unit.model_key}")
+            continue
+        import torch
+
+        model = runner.load_cached_model(unit, torch.device("cpu"))
+        if model is None:
+            logger.warning(f"{dataset}/{method}: no swap grid: model {unit.model_key} is not in this cache")
+            continue
+        images, missing = render_pictures(model, runner.visual_inputs(dataset), ("swaps",))
+        if "swaps" in images:
+            grids[method] = images["swaps"]
+        else:
+            logger.warning(f"{dataset}/{method}: no swap grid: {missing.get('swaps')}")
+    return grids
+
+
 def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datasets: list[str] | None = None,
-                          headlines: dict[str, set[str]] | None = None, profile: str | None = None) -> list[Path]:
-    """``<dataset>-metrics.png`` and ``<dataset>-curves.png`` for each dataset of ``frame`` into ``directory``.
+                          headlines: dict[str, set[str]] | None = None, profile: str | None = None,
+                          swaps: bool = False, plugins: list[str] | None = None,
+                          dataset_options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
+    """``<dataset>-metrics.png``, ``<dataset>-curves.png`` and (``swaps``) ``<dataset>-swaps.png`` for each
+    dataset of ``frame`` into ``directory``.
 
     The curves come from the ``history.json`` beside each cached model the leaderboard's rows name
     (their ``model_key``); models trained before histories were kept have no curve. A figure that
@@ -181,6 +268,16 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
             history = load_history(cache_root() / "models" / method / str(key))
             if history:
                 histories[f"{method}/seed{int(seed)}"] = history
+        if swaps:
+            try:
+                grids = cached_swap_grids(frame, dataset, profile=profile, plugins=plugins,
+                                          dataset_options=dataset_options)
+                if grids:
+                    written.append(swap_grids_figure(grids, Path(directory) / f"{dataset}-swaps.png", title=(
+                        f"{dataset}: swaps on the same test clips - row: static donor, column: dynamics donor, "
+                        "real clips on the margins")))
+            except Exception as exc:
+                logger.warning(f"{dataset}: swap grids not drawn: {type(exc).__name__}: {exc}")
         if not histories:
             continue
         try:

@@ -83,3 +83,27 @@ def test_a_run_writes_both_figures_beside_the_leaderboard_and_logs_them_to_the_p
     for name in ("toy-bars-curves.png", "toy-bars-metrics.png"):
         again, first = (np.asarray(Image.open(d / name)) for d in (figures, boards))
         assert again.shape == first.shape
+    # -o BOARD.md with --figures: the board embeds every figure drawn, swap grids of the cached models included,
+    # linked relative to the board, and drawing again writes the same markdown
+    board = tmp_path / "board.md"
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(figures), "-o", str(board)]) == 0
+    text = board.read_text()
+    assert Image.open(figures / "toy-bars-swaps.png").format == "PNG"
+    links = [line for line in text.splitlines() if line.startswith("![")]
+    assert [line.rsplit("(", 1)[1] for line in links] == [
+        "figures/toy-bars-swaps.png)", "figures/toy-bars-metrics.png)", "figures/toy-bars-curves.png)"]
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(figures), "-o", str(board)]) == 0
+    assert board.read_text() == text
+
+
+def test_the_swap_figure_shows_each_methods_grid_under_its_name(tmp_path):
+    from seqbench.plots import swap_grids_figure
+
+    grids = {"b": np.full((40, 200, 3), 255, np.uint8), "a": np.zeros((40, 200, 3), np.uint8)}
+    image = np.asarray(Image.open(swap_grids_figure(grids, tmp_path / "s.png", title="t")).convert("L"))
+    height = image.shape[0]
+    # "a" (black) is drawn above "b" (white): sorted by name, one grid per row
+    top, bottom = image[: height // 2], image[height // 2:]
+    assert (top < 10).sum() > 5000 and (bottom < 10).sum() < (top < 10).sum() / 5
+    with pytest.raises(ValueError):
+        swap_grids_figure({}, tmp_path / "none.png")

@@ -1,0 +1,138 @@
+"""The learning curves behind the CPU protocol: where each model reaches its plateau, and whether it did.
+
+Every model the runner trains with probes (the default) keeps its curves beside it
+(``history.json``: ``curve/...`` = the ``mse``, ``leak`` and judge ``swap`` probes on fixed validation
+clips at step 0 and every validation point) and a plateau summary in ``meta.json``. This script
+
+* ``--train dbse,cdsvae``: trains those methods under a profile (default ``quick``) through the
+  runner, the same models ``seqbench run`` would train and cache (a cached model is reused);
+* prints, per model, the headline probe (judge swap mean, else MSE), its final value, the relative
+  change over the last quarter of training (a least-squares line through that quarter's probes),
+  ``converged`` (change below the threshold), the step and training time at which 90 % of the way to
+  the final value was covered, and the last-quarter change of the other probes;
+* ``--export DIR`` copies every listed model's ``history.json`` and plateau summary to
+  ``DIR/<method>-seed<k>-<key8>.json``, so the evidence behind a committed leaderboard outlives the cache;
+  ``--from DIR`` reads such exported files instead of the cache.
+
+Examples::
+
+    python benchmarks/learning_curves.py --train dbse,vidtwin            # 32 px synthetic-sprites, quick
+    python benchmarks/learning_curves.py --dataset synthetic-sprites     # every cached model of that dataset
+    python benchmarks/learning_curves.py --from leaderboards/curves/synthetic-sprites --figure curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+SHOWN_CHANGES = ("swap/static", "swap/dynamic", "mse", "leak/s_to_d", "leak/d_to_s")
+
+
+def cached_models(dataset: str, methods: list[str] | None, profile: str | None) -> list[dict[str, Any]]:
+    """``{label, meta, history}`` of every cached model of ``dataset`` with a learning curve."""
+    from seqbench.utils import cache_root
+
+    found = []
+    for meta_path in sorted((cache_root() / "models").glob("*/*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+            history = json.loads((meta_path.parent / "history.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("dataset") != dataset or (methods and meta.get("method") not in methods):
+            continue
+        if profile and meta.get("config", {}).get("profile", profile) != profile:
+            continue
+        if not any(k.startswith("curve/") for entry in history for k in entry):
+            continue
+        found.append({"label": f"{meta['method']}-seed{meta['seed']}-{meta_path.parent.name[:8]}", "meta": meta,
+                      "history": history})
+    return found
+
+
+def exported_models(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) | {"label": path.stem} for path in sorted(Path(folder).glob("*.json"))]
+
+
+def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from seqbench.probes import summarise_history
+
+    rows = []
+    for model in models:
+        meta, summary = model["meta"], summarise_history(model["history"])
+        if summary is None:
+            continue
+        row = {"model": model["label"], "steps": meta.get("steps"), "probe": summary["key"],
+               "final": summary["final"], "change": summary["change"], "converged": summary["converged"],
+               "step_90": summary["step_90"], "time_90_s": summary["time_90"],
+               "train_s": meta.get("train_wall_s"), "probe_s": meta.get("probe_s")}
+        for key in SHOWN_CHANGES:
+            row[f"Δ {key}"] = summary["changes"].get(key)
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="synthetic-sprites")
+    parser.add_argument("--methods", default=None, help="comma-separated methods to list (default: all cached)")
+    parser.add_argument("--train", default=None, help="comma-separated methods to train first (cached ones are reused)")
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset option for --train, e.g. size=32")
+    parser.add_argument("--from", dest="source", default=None, help="a folder of exported curves instead of the cache")
+    parser.add_argument("--export", default=None, help="copy the listed models' curves to this folder")
+    parser.add_argument("--figure", default=None, help="draw the curves overlaid into this PNG")
+    args = parser.parse_args(argv)
+
+    methods = args.methods.split(",") if args.methods else None
+    if args.train:
+        from seqbench.runner import RunOptions, Runner
+
+        trained = args.train.split(",")
+        options = {k: v for k, v in (item.split("=", 1) for item in args.data_option)}
+        Runner(RunOptions(methods=trained, metrics=["mse"], datasets=[args.dataset], profile=args.profile,
+                          seeds=[int(s) for s in args.seeds.split(",")], progress=False, visuals=False,
+                          dataset_options={args.dataset: options} if options else {})).run()
+        methods = sorted(set(methods or []) | set(trained))
+    models = exported_models(Path(args.source)) if args.source else cached_models(args.dataset, methods, None)
+    if methods:
+        models = [m for m in models if m["meta"].get("method") in methods]
+    rows = summary_rows(models)
+    if not rows:
+        print(f"no model of {args.dataset} with learning curves" + (f" in {args.source}" if args.source else " in the cache"))
+        return 1
+    from tabulate import tabulate
+
+    print(tabulate([[_fmt(v) for v in row.values()] for row in rows], headers=list(rows[0]), tablefmt="github"))
+    if args.export:
+        folder = Path(args.export)
+        folder.mkdir(parents=True, exist_ok=True)
+        for model in models:
+            keep = {k: model["meta"].get(k) for k in ("method", "method_version", "dataset", "fingerprint", "seed",
+                                                       "config", "git_sha", "steps", "train_wall_s", "probe_s",
+                                                       "selected_weights", "curve")}
+            (folder / f"{model['label']}.json").write_text(json.dumps({"meta": keep, "history": model["history"]},
+                                                                      default=float))
+        print(f"exported {len(models)} curve(s) to {folder}")
+    if args.figure:
+        from seqbench.plots import learning_curves
+
+        histories = {f"{m['meta']['method']}/seed{m['meta']['seed']}": m["history"] for m in models}
+        print(f"figure: {learning_curves(histories, args.figure, title=f'{args.dataset}: learning curves')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
