@@ -150,7 +150,9 @@ def generate(directory: Path, size: int, seed: int, chunk: int = 48) -> dict[str
 class SyntheticSprites(PreparedFolderDataset):
     """Procedural Sprites: 1296 characters x 9 motions, generated and cached on first use.
 
-    Options: ``size`` (64, or 32 for fast profiles) and ``seed`` (draws the identity split).
+    Options: ``size`` (32, the default: the CPU protocol's frame size, on which every method reaches its
+    plateau within 30 minutes of 2 cores - docs/protocol.md; or 64, Sprites' own size) and ``seed`` (draws
+    the identity split).
     ``root`` overrides the cache folder (default ``$SEQBENCH_CACHE/datasets/synthetic-sprites``).
     """
 
@@ -160,15 +162,15 @@ class SyntheticSprites(PreparedFolderDataset):
     description = ("procedural Sprites-like cartoon characters: 4 static attributes x 6 values (1296 identities), "
                    "9 motions (walk/spellcast/slash x front/left/right), 8 frames, 64x64 or 32x32, keypoints")
 
-    def __init__(self, root: Path | None = None, size: int = 64, seed: int = 0, **options: Any):
+    def __init__(self, root: Path | None = None, size: int = 32, seed: int = 0, **options: Any):
         if options:
             raise ConfigError(f"dataset {NAME!r} has no option(s) {sorted(options)}; its options are "
                               f"size ({' or '.join(map(str, SIZES))}) and seed (an integer >= 0)")
         super().__init__(root)
         self.size = as_int(size, "size", NAME)
         if self.size not in SIZES:
-            raise ConfigError(f"dataset {NAME!r}: size={size!r} is not available; use size=64 (the default) "
-                              f"or size=32 (fast profiles)")
+            raise ConfigError(f"dataset {NAME!r}: size={size!r} is not available; use size=32 (the default) "
+                              f"or size=64")
         self.seed = as_int(seed, "seed", NAME)
         if self.seed < 0:
             raise ConfigError(f"dataset {NAME!r}: seed={seed!r} must be an integer >= 0")

@@ -343,7 +343,7 @@ def test_a_linear_probe_learns_every_factor_on_unseen_identities(sprites):
 
 @pytest.mark.slow
 def test_full_size_set(cache_dir):
-    data = SyntheticSprites()
+    data = SyntheticSprites(size=64)
     train = data.split("train")
     assert train.x.shape == (9000, 8, 3, 64, 64) and data.spec.height == 64
     assert int(np.asarray(train.x[::100, :, :, :2]).max()) == 0
