@@ -45,6 +45,13 @@ PROBE_METRICS: dict[str, dict[str, Any]] = {
 }
 #: Validation clips the probes read (the first ones of the validation split: fixed per dataset).
 PROBE_CLIPS = 256
+#: ``smoke`` checks the wiring in seconds: one cheap probe on a few clips (its curves are not evidence).
+SMOKE_PROBES, SMOKE_PROBE_CLIPS = ("mse",), 32
+
+
+def default_probes(profile: str) -> list[str]:
+    """The probe metrics a run of ``profile`` uses unless ``--probes`` says otherwise."""
+    return list(SMOKE_PROBES if profile == "smoke" else PROBE_METRICS)
 PLATEAU_THRESHOLD = 0.05
 MIN_QUARTER_POINTS = 3
 SWAP_MEAN = "swap/mean"
@@ -152,7 +159,7 @@ class ProbeSet:
                  device: "torch.device", seed: int, profile: str, registry: Any = None, batch_size: int = 64):
         from .metric import EvalContext, EvalData
 
-        n = min(len(val), PROBE_CLIPS)
+        n = min(len(val), SMOKE_PROBE_CLIPS if profile == "smoke" else PROBE_CLIPS)
         self.metrics = metrics
         self.data = EvalData(spec, train, val.subset(np.arange(n)))
         self.context = EvalContext(device=device, seed=seed, batch_size=batch_size, profile=profile,

@@ -27,7 +27,7 @@ from .config import PROFILES, MethodConfig
 from .errors import ConfigError, NotApplicable, SeqbenchError
 from .log import ProgressLog, configure_logging, format_duration, heartbeat, logger
 from .plugins import Plugins, code_digest, load_plugins
-from .probes import PROBE_METRICS, build_probe_set, summarise_history
+from .probes import build_probe_set, default_probes, summarise_history
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
 from .types import DataSpec, MetricValue
 from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, quarantine,
@@ -73,8 +73,9 @@ class RunOptions:
     # Pictures of every model (seqbench_render_visuals) under runs/<run_id>/visuals/ after its cells.
     visuals: bool = True
     # Probe metrics run at every validation point (learning curves ``curve/...``, seqbench.probes);
-    # empty = none. They read validation clips only and never change what is trained.
-    probes: list[str] = field(default_factory=lambda: list(PROBE_METRICS))
+    # None = the profile's default (mse, leak, judge; smoke: mse), empty = none. They read validation
+    # clips only and never change what is trained.
+    probes: list[str] | None = None
 
 
 @dataclass
@@ -218,6 +219,8 @@ class Runner:
         metrics = _resolve_names("metric", opts.metrics, self.plugins)
         datasets = _resolve_names("dataset", opts.datasets, self.plugins)
         self.check_metric_options(metrics)
+        if opts.probes is None:
+            opts.probes = default_probes(opts.profile)
         opts.probes = _resolve_names("metric", opts.probes, self.plugins)  # --probes: metric names
         for scope in opts.overrides:
             if scope != "*" and scope not in methods:
