@@ -52,7 +52,28 @@ class FrameDistanceMetric(Metric):
     option_prefixes = ("backend_",)
 
     def check_options(self) -> None:
-        self._variants(self.resolved_options())
+        opts = self.resolved_options()
+        self._variants(opts)
+        self._check_backend_options(opts)
+
+    def _check_backend_options(self, opts: dict[str, Any]) -> None:
+        """``backend_KEY`` options are ones the backend declares (the chosen one, or a family default)."""
+        from seqbench.config import parse_options
+
+        given = {k[len("backend_"):]: v for k, v in opts.items() if k.startswith("backend_")}
+        if not given:
+            return
+        registry = _registry()
+        names = [opts["backend"]] if opts["backend"] else list(dict.fromkeys(FAMILY_DEFAULTS[self.name].values()))
+        declarations = [registry.get(name).declared_options() for name in names]
+        if any(declared is None for declared in declarations):
+            return
+        accepted = {key: kind for declared in reversed(declarations) for key, kind in declared.items()}
+        backends = opts["backend"] or f"the default backends ({', '.join(names)})"
+        parse_options(given, accepted, where=f"{self.name}.backend_", flag="--metric-option", keep_native=True,
+                      unknown=lambda key, valid: f"metric option {self.name}.backend_{key} does not exist: "
+                                                 f"{backends} take(s) no option {key!r}; valid options: "
+                                                 f"{', '.join(f'backend_{v}' for v in valid)}")
 
     def _variants(self, opts: dict[str, Any]) -> list[str]:
         variants = [v.strip() for v in str(opts["variants"]).split(",") if v.strip()]

@@ -4,7 +4,7 @@
 squared error), so a method whose reconstructions drift along the sequence shows it; the clip MSE
 is their mean. Each test clip is encoded and decoded (``decode(encode(x))``, with the run's fixed generator for
 stochastic decoders): the error of what the *factors* carry, the path every swap and sample takes.
-``--set mse.path=reconstruct`` scores the method's own reconstruction path (``Method.reconstruct``)
+``--metric-option mse.path=reconstruct`` scores the method's own reconstruction path (``Method.reconstruct``)
 instead; it differs only for methods whose reconstruction uses more than the factors (DiffSDA
 inverts the clip to its noise ``x_T`` by the ODE, and ``x_T`` carries appearance), so its rows are a
 separate cell and say which path they measured in the option. Per-clip values are averaged; the 95% interval is a percentile bootstrap

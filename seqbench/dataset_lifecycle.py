@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from .config import coerce
 from .data import DatasetAdapter, SplitData
 from .errors import ConfigError, DataNotFoundError
 from .media import CorruptMediaError, LayoutError, SkipLog, default_workers, load_prepared, ordered_map, read_media
@@ -39,24 +40,18 @@ from .utils import cache_root, content_hash, data_root
 log = logging.getLogger(__name__)
 
 def as_bool(value: Any, option: str, dataset: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"dataset {dataset!r}: {option}={value!r} must be true or false")
+    """A dataset option as a boolean (:func:`seqbench.config.coerce`), refused in the dataset's words."""
+    try:
+        return coerce(value.item() if isinstance(value, np.generic) else value, bool, option, "--data-option")
+    except ConfigError:
+        raise ConfigError(f"dataset {dataset!r}: {option}={value!r} must be true or false") from None
 
 
 def as_int(value: Any, option: str, dataset: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"dataset {dataset!r}: {option}={value!r} must be an integer")
+    """A dataset option as a whole number (:func:`seqbench.config.coerce`), at least ``minimum``."""
     try:
-        number = int(value)
-    except (TypeError, ValueError):
+        number = coerce(value, int, option, "--data-option")
+    except ConfigError:
         number = None
     if number is None or (isinstance(value, float) and value != number):
         raise ConfigError(f"dataset {dataset!r}: {option}={value!r} must be an integer")
@@ -66,9 +61,10 @@ def as_int(value: Any, option: str, dataset: str, minimum: int | None = None) ->
 
 
 def as_float(value: Any, option: str, dataset: str, lo: float, hi: float) -> float:
+    """A dataset option as a number (:func:`seqbench.config.coerce`) in ``[lo, hi]``."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = coerce(value, float, option, "--data-option")
+    except ConfigError:
         raise ConfigError(f"dataset {dataset!r}: {option}={value!r} must be a number") from None
     if not lo <= number <= hi:
         raise ConfigError(f"dataset {dataset!r}: {option}={value!r} must be between {lo} and {hi}")

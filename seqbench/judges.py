@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import declared_options, did_you_mean, parse_options
 from .data import SplitData, carve_validation
 from .errors import ConfigError, NotApplicable
 from .log import ProgressLog, configure_logging, format_duration, logger
@@ -278,11 +279,17 @@ class JudgeConfig:
                          val_fraction=self.val_fraction, seed=self.seed)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "JudgeConfig":
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ConfigError(f"judge option(s) {unknown} do not exist; valid judge options: {', '.join(sorted(names))}")
-        return dataclasses.replace(self, **overrides)
+        """A copy with ``overrides`` (``--metric-option judge.judge_KEY=VALUE``), typed by the field types.
+
+        Typed values (``judge_lr=0.003`` once the command line read it as a number) are checked and kept
+        as given, so the judge's cache key does not change with how a value was written.
+        """
+        changes = parse_options(
+            overrides, declared_options(JudgeConfig), where="judge.judge_", flag="--metric-option", keep_native=True,
+            unknown=lambda key, valid: (f"--metric-option judge.judge_{key}: the judge has no option {key!r}."
+                                        f"{did_you_mean(key, valid)} The valid judge options (judge.judge_KEY): "
+                                        f"{', '.join(valid)}"))
+        return dataclasses.replace(self, **changes)
 
 
 #: Per dataset family: a narrower encoder where the reference width is needlessly slow on CPU.

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
+from .config import DEFAULT_PROFILE, declared_options, parse_options
 from .data import SplitData
-from .errors import ConfigError
 from .types import DataSpec, MetricOutput, MetricValue
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class EvalContext:
     #: The evaluated model's cache folder: metrics store per-model artifacts there (the judge's decodes).
     model_dir: Path | None = None
     #: The run's profile: ``smoke`` sizes evaluation models (judges) to seconds.
-    profile: str = "quick"
+    profile: str = DEFAULT_PROFILE
     registry: "Registry | None" = None
     options: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -126,43 +126,20 @@ class EvalContext:
 
 def resolve_options(metric_name: str, given: dict[str, Any], defaults: dict[str, Any],
                     prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``defaults`` updated with ``given``; values given as strings are parsed to the default's type.
+    """``defaults`` updated with ``given``, checked and typed by :func:`seqbench.config.parse_options`.
 
+    A default's type is the option's type (strings are parsed to it; ``None``: a number or text).
     Keys starting with one of ``prefixes`` (e.g. ``judge_``) are passed through for a sub-component.
     An unknown key is an error that lists the valid ones.
     """
-    out = dict(defaults)
-    for key, raw in given.items():
-        if key not in defaults and not key.startswith(prefixes):
-            valid = ", ".join([*sorted(defaults), *(p + "*" for p in prefixes)])
-            listing = f"valid options: {valid}" if valid else f"{metric_name} takes no options"
-            raise ConfigError(f"metric option {metric_name}.{key} does not exist; {listing}")
-        default = defaults.get(key)
-        out[key] = _parse(raw, default, f"{metric_name}.{key}") if isinstance(raw, str) else raw
-    return out
 
+    def unknown(key: str, valid: list[str]) -> str:
+        listing = f"valid options: {', '.join(valid)}" if valid else f"{metric_name} takes no options"
+        return f"metric option {metric_name}.{key} does not exist; {listing}"
 
-def _parse(raw: str, default: Any, where: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if default is None:  # optional value: int, float, or string
-            for cast in (int, float):
-                try:
-                    return cast(raw)
-                except ValueError:
-                    pass
-    except ValueError:
-        raise ConfigError(f"metric option {where}={raw!r}: expected a {type(default).__name__}") from None
-    return raw
+    return {**defaults, **parse_options(given, declared_options(defaults), where=f"{metric_name}.",
+                                        flag="--metric-option", unknown=unknown, prefixes=prefixes,
+                                        keep_native=True)}
 
 
 class Metric(abc.ABC):

@@ -87,8 +87,28 @@ class Backend(abc.ABC):
     description: ClassVar[str] = ""
     comparable_to_papers: ClassVar[bool] = False
 
+    #: A dataclass whose fields are further options (passed on by the constructor's ``**options``).
+    options_dataclass: ClassVar[type | None] = None
+
     def __init__(self, **options: Any):
         self.options = options
+
+    @classmethod
+    def declared_options(cls) -> dict[str, Any] | None:
+        """``{option: type}`` this backend takes (``--metric-option akd.backend_KEY=VALUE``), or ``None``
+        when it declares none (a constructor of ``**options`` alone: any key goes, as before).
+
+        The declaration is the named parameters of its constructors plus :attr:`options_dataclass`.
+        """
+        from ..config import declared_options
+
+        declared: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, Backend) and "__init__" in vars(klass):
+                declared.update(declared_options(vars(klass)["__init__"]))
+        if cls.options_dataclass is not None:
+            declared.update(declared_options(cls.options_dataclass))
+        return declared or None
 
     def unavailable_reason(self) -> str | None:
         return None

@@ -153,6 +153,7 @@ SMOKE_NET = dict(base_channels=4, feat_dim=16, max_steps=60, val_every=20, targe
 class _SpritesBackend(Backend):
     families: ClassVar[tuple[str, ...]] = ("sprites",)
     comparable_to_papers: ClassVar[bool] = False
+    options_dataclass: ClassVar[type | None] = SpritesNetConfig
 
     def __init__(self, min_foreground: float = 0.01, **options: Any):
         super().__init__(min_foreground=min_foreground, **options)
