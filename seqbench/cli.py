@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError, SeqbenchError
 
@@ -46,6 +45,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import DEFAULT_PROFILE, PROFILE_REGISTRY, PROFILES
+
     parser = argparse.ArgumentParser(prog="seqbench", description="Benchmark sequential-disentanglement methods.")
     parser.add_argument("--version", action="version", version=f"seqbench {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -56,14 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics", type=_csv, help="comma-separated metrics (default: mse)")
     run.add_argument("--dataset", "--datasets", dest="datasets", type=_csv,
                      help="comma-separated datasets (default: synthetic-sprites)")
-    run.add_argument("--profile", choices=("smoke", "quick", "paper"), help="method size/length profile (default: quick)")
+    run.add_argument("--profile", choices=PROFILES, help=f"method size/length profile (default: {DEFAULT_PROFILE})")
     run.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: 0)")
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--output", "-o", type=Path, help="output directory (default: ./seqbench-results)")
     run.add_argument("--limit", type=_positive_int, help="evaluate on the first N test clips only (not for reporting)")
+    eval_defaults = ", ".join(f"{p.eval_clips or 'all'} for --profile {p.name}" for p in PROFILE_REGISTRY.values())
     run.add_argument("--eval-clips", type=int, default=None, metavar="N",
-                     help="score a fixed, seeded subset of N test clips, the same for every method "
-                          "(default: 512 for --profile quick, 64 for smoke, all for paper; 0 = all)")
+                     help=f"score a fixed, seeded subset of N test clips, the same for every method (default: "
+                          f"{eval_defaults}; 0 = all)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
                      help="override a method setting, e.g. --set dbse.lr=1e-3 (KEY=VALUE for all methods)")
     run.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
@@ -110,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated: recon, swaps, samples, traversal, zeroshot, or all (default)")
     show.add_argument("--on", type=_csv, default=[], metavar="DATASET",
                       help="zero-shot: encode the fixed clips of these datasets (same modality, frames and size)")
-    show.add_argument("--profile", choices=("smoke", "quick", "paper"), default="quick",
-                      help="the profile the model was trained with (default: quick)")
+    show.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                      help=f"the profile the model was trained with (default: {DEFAULT_PROFILE})")
     show.add_argument("--seed", type=int, default=0, help="the model's seed (default: 0)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
                       help="the --set overrides the model was trained with")
@@ -153,117 +155,14 @@ def _version() -> str:
     return __version__
 
 
-def _parse_kv(items: list[str], *, scoped: bool) -> dict[str, dict[str, Any]]:
-    from .config import parse_set_options
-
-    if scoped:
-        return parse_set_options(items)
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise SeqbenchError(f"--data-option {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        out[key.strip()] = _literal(value.strip())
-    return {"*": out}
-
-
-def _literal(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-#: Types of the ``--config`` TOML keys: how a value is coerced (or refused with the key named).
-TOML_KINDS = {"methods": "names", "metrics": "names", "datasets": "names", "plugins": "names", "seeds": "ints",
-              "profile": "str", "device": "str", "output": "str", "limit": "int", "eval_clips": "int"}
-
-
-def _toml_option(path: Path, key: str, value: Any) -> Any:
-    """A ``--config`` value in the type the run needs: ``seeds = "0,1"`` is ``[0, 1]``; a wrong type names the key."""
-    kind = TOML_KINDS.get(key, "any")
-
-    def refuse(expected: str) -> SeqbenchError:
-        return SeqbenchError(f"--config {path}: {key} = {value!r} should be {expected}")
-
-    if kind in ("names", "ints"):
-        items = _csv(value) if isinstance(value, str) else value if isinstance(value, list) else [value]
-        if kind == "names":
-            if not all(isinstance(item, str) for item in items):
-                raise refuse('a list of names, e.g. ["a", "b"], or "a,b"')
-            return [item.strip() for item in items]
-        try:
-            if any(isinstance(item, (bool, float)) for item in items):
-                raise ValueError
-            return [int(item) for item in items]
-        except (TypeError, ValueError):
-            raise refuse('a list of integers, e.g. [0, 1, 2], or "0,1,2"') from None
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise refuse("an integer")
-        return value
-    if kind == "str" and not isinstance(value, str):
-        raise refuse("a string")
-    return value
-
-
-def _toml_tables(path: Path | None, file_cfg: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
-    """``[set.NAME]`` / ``[metric_options.NAME]`` / ``[data_options.NAME]`` tables of a ``--config`` file."""
-    tables = file_cfg.get(key) or {}
-    if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
-        raise SeqbenchError(f"--config {path}: {key} should hold tables, e.g. [{key}.NAME] with KEY = VALUE lines")
-    return {scope: dict(values) for scope, values in tables.items()}
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_toml_config, parse_set_options
+    from .config import run_settings
     from .runner import RunOptions, Runner
 
-    options = RunOptions()
-    file_cfg: dict[str, Any] = load_toml_config(args.config) if args.config else {}
-    known = {"methods", "metrics", "datasets", "dataset", "profile", "seeds", "device", "output", "limit", "eval_clips", "set",
-             "plugins", "data_options", "metric_options"}
-    unknown = sorted(set(file_cfg) - known)
-    if unknown:
-        raise SeqbenchError(f"--config {args.config}: unknown keys {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-
-    def pick(name: str, cli_value: Any, default: Any) -> Any:
-        if cli_value not in (None, []):
-            return cli_value
-        if name not in file_cfg:
-            return default
-        return _toml_option(args.config, name, file_cfg[name])
-
-    if "dataset" in file_cfg and "datasets" not in file_cfg:
-        file_cfg["datasets"] = file_cfg.pop("dataset")
-    options.methods = pick("methods", args.methods, options.methods)
-    options.metrics = pick("metrics", args.metrics, options.metrics)
-    options.datasets = pick("datasets", args.datasets, options.datasets)
-    options.profile = pick("profile", args.profile, options.profile)
-    options.seeds = pick("seeds", args.seeds, options.seeds)
-    options.device = pick("device", args.device, None)
-    options.output = Path(pick("output", args.output, options.output))
-    options.limit = pick("limit", args.limit, None)
-    options.eval_clips = pick("eval_clips", args.eval_clips, None)
-    overrides = {scope: dict(values) for scope, values in _toml_tables(args.config, file_cfg, "set").items()}
-    for scope, values in parse_set_options(args.overrides).items():
-        overrides.setdefault(scope, {}).update(values)
-    options.overrides = overrides
-    data_options = _toml_tables(args.config, file_cfg, "data_options")
-    for scope, values in parse_set_options(args.data_options, flag="--data-option").items():
-        data_options.setdefault(scope, {}).update({k: _literal(v) for k, v in values.items()})
-    if "*" in data_options:
-        raise SeqbenchError("--data-option needs DATASET.KEY=VALUE, e.g. --data-option synthetic-sprites.size=32")
-    options.dataset_options = data_options
-    metric_options = _toml_tables(args.config, file_cfg, "metric_options")
-    for scope, values in parse_set_options(args.metric_options, flag="--metric-option").items():
-        metric_options.setdefault(scope, {}).update({k: _literal(v) for k, v in values.items()})
-    if "*" in metric_options:
-        raise SeqbenchError("--metric-option needs METRIC.KEY=VALUE, e.g. --metric-option judge.niter=5")
-    options.metric_options = metric_options
-    options.plugins = pick("plugins", None, []) + args.plugins
+    given = {name: getattr(args, name) for name in ("methods", "metrics", "datasets", "profile", "seeds", "device",
+                                                    "output", "limit", "eval_clips", "overrides", "plugins")}
+    given.update(dataset_options=args.data_options, metric_options=args.metric_options)
+    options = RunOptions(**run_settings(given, args.config))
     options.dry_run = args.dry_run
     options.retrain = args.retrain
     options.visuals = not args.no_visuals
@@ -351,6 +250,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .config import parse_scoped_values
     from .leaderboard import _frame, figure_links, headline_keys, render_dataset, write_leaderboards
     from .plugins import load_plugins
     from .results import load_results
@@ -376,7 +276,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         for path in write_dataset_figures(frame, args.figures, datasets=datasets, headlines=headline_keys(plugins),
                                           profile=args.profile, swaps=True, plugins=args.plugins,
-                                          dataset_options=_data_options(args.data_options)):
+                                          dataset_options=parse_scoped_values(args.data_options,
+                                                                              flag="--data-option")):
             print(f"wrote {path}", file=sys.stderr if not args.output else sys.stdout)
     if args.output and (len(datasets) > 1 or args.output.is_dir()):
         for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile,
@@ -400,17 +301,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_options(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``--data-option DATASET.KEY=VALUE`` items as ``{dataset: {key: value}}``."""
-    from .config import parse_set_options
-
-    return {scope: {k: _literal(v) for k, v in values.items()}
-            for scope, values in parse_set_options(items, flag="--data-option").items()}
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     """Pictures of one cached model, drawn exactly as a run draws them (same fixed clips), without training."""
-    from .config import parse_set_options
+    from .config import parse_scoped_values, parse_set_options
     from .runner import RunOptions, Runner
     from .utils import resolve_device
     from .visuals import PICTURES, render_pictures, write_pictures, zero_shot_reason
@@ -422,7 +315,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if "zeroshot" in args.what and not args.on:
         raise SeqbenchError("--what zeroshot needs --on DATASET: the dataset whose clips the model encodes "
                             f"zero-shot (same modality, frames and size as {args.dataset})")
-    data_options = _data_options(args.data_options)
+    data_options = parse_scoped_values(args.data_options, flag="--data-option")
     options = RunOptions(methods=[args.method], datasets=[args.dataset, *args.on], profile=args.profile,
                          seeds=[args.seed], overrides=parse_set_options(args.overrides), dataset_options=data_options,
                          plugins=args.plugins, progress=False)
@@ -451,11 +344,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from .config import parse_key_values
     from .plugins import load_plugins
 
     plugins = load_plugins(args.plugins)
     cls = plugins.datasets.get(args.name)
-    options = _parse_kv(args.data_options, scoped=False)["*"]
+    options = parse_key_values(args.data_options)
     if args.strict:
         options["strict"] = True
     adapter = cls(**options)
@@ -498,13 +392,13 @@ def cmd_judges(args: argparse.Namespace) -> int:
         return 0
     import dataclasses
 
-    from .config import MethodConfig
+    from .config import MethodConfig, parse_key_values
     from .data import carve_validation
     from .judges import judge_config_for, load_judge
     from .plugins import load_plugins
 
     plugins = load_plugins(args.plugins)
-    options = _parse_kv(args.data_options, scoped=False)["*"]
+    options = parse_key_values(args.data_options)
     adapter = plugins.datasets.get(args.dataset)(**options)
     spec = adapter.spec
     # The judge's train items are the runs' (the train split minus the methods' validation part).

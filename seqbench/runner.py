@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import PROFILES, MethodConfig
+from .config import DEFAULT_PROFILE, PROFILE_REGISTRY, MethodConfig, get_profile
 from .errors import ConfigError, NotApplicable, SeqbenchError
 from .log import ProgressLog, configure_logging, format_duration, heartbeat, logger
 from .plugins import Plugins, code_digest, load_plugins
@@ -41,11 +41,6 @@ DEFAULT_DATASET = "synthetic-sprites"
 DEFAULT_OUTPUT = "seqbench-results"
 
 
-# Decoding every test clip several times is what dominates a CPU evaluation of the diffusion
-# methods; the ``quick`` profile scores a fixed 512-clip subset of the test split (the same clips
-# for every method), ``smoke`` 64 clips (the wiring in seconds: the judge's sample protocol alone
-# decodes the scored clips 7 times), ``paper`` the whole split. Leaderboards refuse to mix sizes.
-EVAL_CLIPS: dict[str, int] = {"smoke": 64, "quick": 512}
 FAILURE_LOG = "failures.log"
 HISTORY_FILE = "history.json"  # beside a cached model.pt: the training history (learning curves)
 
@@ -55,13 +50,13 @@ class RunOptions:
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
-    profile: str = "quick"
+    profile: str = DEFAULT_PROFILE
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str | None = None
     output: Path = Path(DEFAULT_OUTPUT)
     limit: int | None = None
     # Test clips every metric sees: a fixed subset seeded by the dataset fingerprint. None = the
-    # profile's default (EVAL_CLIPS); 0 = the whole test split.
+    # profile's default (``Profile.eval_clips``); 0 = the whole test split.
     eval_clips: int | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -127,11 +122,16 @@ def _resolve_names(kind: str, names: list[str], plugins: Plugins) -> list[str]:
 
 def resolve_config(method_cls, profile: str, spec: DataSpec, overrides: dict[str, dict[str, Any]]) -> MethodConfig:
     """The method's profile config for this dataset family, with ``--set`` overrides applied."""
-    config = method_cls.Config.for_profile(profile, spec.family)
-    for scope in ("*", method_cls.name):
-        if overrides.get(scope):
-            config = config.with_overrides(overrides[scope], owner=f"{method_cls.name}." if scope != "*" else "")
+    config = apply_overrides(method_cls.Config.for_profile(profile, spec.family), method_cls.name, overrides)
     config.check(owner=f"{method_cls.name}.")
+    return config
+
+
+def apply_overrides(config: MethodConfig, method: str, overrides: dict[str, dict[str, Any]]) -> MethodConfig:
+    """``config`` with the ``--set KEY=VALUE`` (every method) and ``--set METHOD.KEY=VALUE`` overrides."""
+    for scope in ("*", method):
+        if overrides.get(scope):
+            config = config.with_overrides(overrides[scope], owner=f"{method}." if scope != "*" else "")
     return config
 
 
@@ -193,7 +193,8 @@ class Runner:
         """Test clips per evaluation: the option, else the profile's default; ``None`` = the whole split."""
         value = self.options.eval_clips
         if value is None:
-            value = EVAL_CLIPS.get(self.options.profile)
+            profile = PROFILE_REGISTRY.get(self.options.profile)
+            value = profile.eval_clips if profile else None
         if value is not None and value < 0:
             raise ConfigError(f"--eval-clips {value}: give a positive number of test clips, or 0 for all of them")
         return value or None
@@ -207,8 +208,7 @@ class Runner:
 
     def plan(self) -> tuple[list[ModelUnit], list[Cell], list[dict[str, Any]]]:
         opts = self.options
-        if opts.profile not in PROFILES:
-            raise ConfigError(f"--profile {opts.profile!r} is not a profile; choose one of {', '.join(PROFILES)}")
+        get_profile(opts.profile)
         if not opts.seeds:
             raise ConfigError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
         repeated = sorted({seed for seed in opts.seeds if opts.seeds.count(seed) > 1})
@@ -219,14 +219,17 @@ class Runner:
         metrics = _resolve_names("metric", opts.metrics, self.plugins)
         datasets = _resolve_names("dataset", opts.datasets, self.plugins)
         self.check_metric_options(metrics)
+        self.check_option_scopes("--data-option", "dataset", "--dataset", opts.dataset_options, datasets)
         if opts.probes is None:
             opts.probes = default_probes(opts.profile)
         opts.probes = _resolve_names("metric", opts.probes, self.plugins)  # --probes: metric names
-        for scope in opts.overrides:
-            if scope != "*" and scope not in methods:
-                if scope in self.plugins.methods:
-                    raise ConfigError(f"--set {scope}.…: method {scope!r} is not part of this run (--methods {','.join(methods)})")
-                self.plugins.methods.get(scope)  # unknown name -> did-you-mean error
+        self.check_option_scopes("--set", "method", "--methods", opts.overrides, [*methods, "*"])
+        # Every option's key and type before any data is prepared: --set (ranges depend on the dataset
+        # family's profile, checked below) and each dataset's --data-option (its adapter refuses them).
+        for method in methods:
+            apply_overrides(self.plugins.methods.get(method).Config.for_profile(opts.profile), method, opts.overrides)
+        for dataset in datasets:
+            self.adapter(dataset)
         units, cells, skipped = [], [], []
         for dataset in datasets:
             spec = self.adapter(dataset).spec
@@ -264,26 +267,34 @@ class Runner:
                          seed)
 
     def check_metric_options(self, metrics: list[str]) -> None:
-        """Every ``--metric-option`` names a metric of this run and a key (and value) it accepts."""
-        selected = ", ".join(metrics)
-        for scope in self.options.metric_options:
-            if scope in metrics:
-                continue
-            if scope in self.plugins.metrics:
-                raise ConfigError(f"--metric-option {scope}.…: metric {scope!r} is not part of this run "
-                                  f"(--metrics {selected}); add it to --metrics or drop the option")
-            close = difflib.get_close_matches(scope, metrics, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"--metric-option {scope}.…: unknown metric {scope!r}.{hint} This run's metrics: "
-                              f"{selected}")
+        """Every ``--metric-option`` names a metric of this run and a key (and value) it accepts; the
+        metric checks its own options and those of its sub-components (judge, backend)."""
+        self.check_option_scopes("--metric-option", "metric", "--metrics", self.options.metric_options, metrics)
         for name in metrics:
             metric = self.plugins.metrics.get(name)(**self.options.metric_options.get(name, {}))
             try:
                 metric.check_options()
             except ConfigError as exc:
                 message = str(exc)
-                raise ConfigError(message if message.startswith("metric option") else
+                raise ConfigError(message if message.startswith(("metric option", "--metric-option")) else
                                   f"--metric-option {name}.…: {message}") from None
+
+    def check_option_scopes(self, flag: str, kind: str, selecting_flag: str, options: dict[str, Any],
+                            selected: list[str]) -> None:
+        """Every ``flag NAME.KEY=VALUE`` names a ``kind`` plugin of this run (a typo would be ignored).
+
+        ``selected`` may hold ``*`` (``--set KEY=VALUE``: every method)."""
+        names = [name for name in selected if name != "*"]
+        listing = ", ".join(names)
+        for scope in options:
+            if scope in selected:
+                continue
+            if scope in self.plugins.registry(kind):
+                raise ConfigError(f"{flag} {scope}.…: {kind} {scope!r} is not part of this run "
+                                  f"({selecting_flag} {listing}); add it to {selecting_flag} or drop the option")
+            close = difflib.get_close_matches(scope, names, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(f"{flag} {scope}.…: unknown {kind} {scope!r}.{hint} This run's {kind}s: {listing}")
 
     # -- execution -------------------------------------------------------------------------
     def run(self) -> "RunInfo":
