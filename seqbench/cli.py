@@ -413,7 +413,8 @@ def cmd_judges(args: argparse.Namespace) -> int:
         return 0
     if args.file is None:
         raise ConfigError("seqbench judges export FILE: name the file to write (e.g. sprites.judge.pt)")
-    card = judge_files.judge_card(trained, spec, test, dataset_options=options)
+    # the adapter's resolved options (defaults included), so a later change of a default keeps the card valid
+    card = judge_files.judge_card(trained, spec, test, dataset_options={**getattr(adapter, "options", {}), **options})
     path = judge_files.export_judge(trained, card, args.file)
     print(f"exported {trained.name} to {path} ({path.stat().st_size / 1e6:.2f} MB); test accuracy {accuracy}")
     return 0
