@@ -32,6 +32,10 @@ class Profile:
     #: Test clips every metric scores by default (a fixed subset seeded by the dataset fingerprint);
     #: ``None`` = the whole test split.
     eval_clips: int | None
+    #: The metrics the trainer runs at every validation point for learning curves (seqbench.probes),
+    #: and how many validation clips they read.
+    probes: tuple[str, ...] = ("mse", "leak", "judge")
+    probe_clips: int = 256
 
 
 #: The profiles, in the order ``--profile`` lists them. Decoding every test clip several times is
@@ -40,7 +44,8 @@ class Profile:
 #: seconds: the judge's sample protocol alone decodes the scored clips 7 times), ``paper`` the whole
 #: split. Leaderboards refuse to mix sizes.
 PROFILE_REGISTRY: dict[str, Profile] = {profile.name: profile for profile in (
-    Profile("smoke", "the wiring in seconds (tests); numbers not to report", eval_clips=64),
+    Profile("smoke", "the wiring in seconds (tests); numbers not to report", eval_clips=64, probes=("mse",),
+            probe_clips=32),
     Profile("quick", "the CPU protocol: 32 px, steps chosen from learning curves", eval_clips=512),
     Profile("paper", "the papers' hyper-parameters (for GPUs)", eval_clips=None),
 )}

@@ -43,15 +43,14 @@ PROBE_METRICS: dict[str, dict[str, Any]] = {
     "leak": {"max_train": 1024},
     "judge": {"protocols": "swap", "n_pairs": 256},
 }
-#: Validation clips the probes read (the first ones of the validation split: fixed per dataset).
-PROBE_CLIPS = 256
-#: ``smoke`` checks the wiring in seconds: one cheap probe on a few clips (its curves are not evidence).
-SMOKE_PROBES, SMOKE_PROBE_CLIPS = ("mse",), 32
 
 
 def default_probes(profile: str) -> list[str]:
-    """The probe metrics a run of ``profile`` uses unless ``--probes`` says otherwise."""
-    return list(SMOKE_PROBES if profile == "smoke" else PROBE_METRICS)
+    """The probe metrics a run of ``profile`` uses unless ``--probes`` says otherwise (the profile
+    registry, :data:`seqbench.config.PROFILE_REGISTRY`: ``smoke`` checks the wiring with one cheap probe)."""
+    from .config import get_profile
+
+    return list(get_profile(profile).probes)
 PLATEAU_THRESHOLD = 0.05
 MIN_QUARTER_POINTS = 3
 SWAP_MEAN = "swap/mean"
@@ -159,7 +158,10 @@ class ProbeSet:
                  device: "torch.device", seed: int, profile: str, registry: Any = None, batch_size: int = 64):
         from .metric import EvalContext, EvalData
 
-        n = min(len(val), SMOKE_PROBE_CLIPS if profile == "smoke" else PROBE_CLIPS)
+        from .config import get_profile
+
+        # the first validation clips: fixed per dataset
+        n = min(len(val), get_profile(profile).probe_clips)
         self.metrics = metrics
         self.data = EvalData(spec, train, val.subset(np.arange(n)))
         self.context = EvalContext(device=device, seed=seed, batch_size=batch_size, profile=profile,
