@@ -19,6 +19,7 @@ Examples::
     python benchmarks/learning_curves.py --train dbse,vidtwin            # 32 px synthetic-sprites, quick
     python benchmarks/learning_curves.py --dataset synthetic-sprites     # every cached model of that dataset
     python benchmarks/learning_curves.py --from leaderboards/curves/synthetic-sprites --figure curves.png
+    python benchmarks/learning_curves.py --rows leaderboards/results/synthetic-sprites --export leaderboards/curves/synthetic-sprites
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                         help="dataset option for --train, e.g. size=32")
     parser.add_argument("--from", dest="source", default=None, help="a folder of exported curves instead of the cache")
+    parser.add_argument("--rows", default=None,
+                        help="only the models these result rows name (a results.jsonl or a folder of them)")
     parser.add_argument("--export", default=None, help="copy the listed models' curves to this folder")
     parser.add_argument("--figure", default=None, help="draw the curves overlaid into this PNG")
     args = parser.parse_args(argv)
@@ -109,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     models = exported_models(Path(args.source)) if args.source else cached_models(args.dataset, methods, None)
     if methods:
         models = [m for m in models if m["meta"].get("method") in methods]
+    if args.rows:
+        from seqbench.results import load_results
+
+        keys = set(load_results(args.rows)["model_key"].dropna())
+        models = [m for m in models if m["label"].rsplit("-", 1)[-1] in {k[:8] for k in keys}]
     rows = summary_rows(models)
     if not rows:
         print(f"no model of {args.dataset} with learning curves" + (f" in {args.source}" if args.source else " in the cache"))

@@ -61,6 +61,20 @@ def curve_keys(histories: dict[str, list[dict[str, float]]]) -> list[str]:
             + usage)
 
 
+def _save(figure: Any, path: Path, *, dpi: int) -> None:
+    """Write ``figure`` as a palette PNG: a committed figure stays small (a few hundred kB) and a
+    256-colour adaptive palette is lossless for these plots and pixel-art frames to the eye."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def _method_of(label: str) -> str:
     return label.split("/", 1)[0]
 
@@ -106,7 +120,7 @@ def learning_curves(histories: dict[str, list[dict[str, float]]], path: Path | s
         figure.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    _save(figure, path, dpi=100)
     return path
 
 
@@ -156,7 +170,7 @@ def leaderboard_figure(frame: "pd.DataFrame", dataset: str, path: Path | str, *,
     figure.suptitle(f"{dataset}: mean over seeds (dot), seeds (|), mean bootstrap 95% interval (bar)", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    _save(figure, path, dpi=100)
     return path
 
 
@@ -182,7 +196,7 @@ def swap_grids_figure(grids: dict[str, np.ndarray], path: Path | str, *, title: 
         figure.suptitle(title, fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    _save(figure, path, dpi=110)
     return path
 
 
