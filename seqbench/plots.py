@@ -108,7 +108,7 @@ def learning_curves(histories: dict[str, list[dict[str, float]]], path: Path | s
                     marker="." if len(points) < 20 else None, label=label)
         ax.set_title("train loss" if key == "loss" else key, fontsize=10)
         ax.set_xlabel("step")
-        if key in ("loss", "val_loss") and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()):
+        if key in ("loss", "val_loss", "curve/mse") and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     for ax in axes[len(keys):]:
