@@ -182,8 +182,11 @@ def swap_grids_figure(grids: dict[str, np.ndarray], path: Path | str, *, title: 
         raise ValueError("no swap grid to draw")
     names = sorted(grids)
     height, width = next(iter(grids.values())).shape[:2]
-    # one grid per row: a grid is a strip of whole clips (frames side by side), far wider than tall
-    figure = Figure(figsize=(11.0, len(names) * (11.0 * height / width + 0.3) + 0.5), layout="constrained")
+    # one grid per row: a video grid is a strip of whole clips (frames side by side), far wider than tall;
+    # a spectrogram grid is taller than wide, so its width shrinks to keep each grid ~4 inches tall
+    grid_width = max(6.0, min(11.0, 4.0 * width / height))
+    figure = Figure(figsize=(grid_width, len(names) * (grid_width * height / width + 0.3) + 0.5),
+                    layout="constrained")
     axes = figure.subplots(len(names), 1, squeeze=False).ravel()
     for ax, name in zip(axes, names):
         ax.imshow(grids[name], interpolation="nearest")
@@ -288,7 +291,7 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
                                           dataset_options=dataset_options)
                 if grids:
                     written.append(swap_grids_figure(grids, Path(directory) / f"{dataset}-swaps.png", title=(
-                        f"{dataset}: swaps on the same test clips - row: static donor, column: dynamics donor, "
+                        f"{dataset}: swaps on the same test clips\nrow: static donor, column: dynamics donor, "
                         "real clips on the margins")))
             except Exception as exc:
                 logger.warning(f"{dataset}: swap grids not drawn: {type(exc).__name__}: {exc}")
