@@ -23,7 +23,7 @@ accuracies where a judge reads the dataset, the reconstruction MSE otherwise.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -215,5 +215,3 @@ def build_probe_set(names: Sequence[str], metric_registry: Any, method: "Method"
         return None, skipped
     return ProbeSet(chosen, spec, train, val, device=device, seed=seed, profile=profile, registry=registry), skipped
 
-
-ProbeFn = Callable[["Method"], dict[str, float]]
