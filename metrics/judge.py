@@ -243,9 +243,12 @@ class JudgeAccuracy(Metric):
         primary = spec.dynamic_labels[0].name
         backend, seed = judge.name, ctx.seed
         out: dict[str, MetricValue] = {}
+        # <type>-<direction> heads (Sprites' motion): class index -> (type index, direction index)
+        compound = {label.name: parts for label in spec.dynamic_labels
+                    if (parts := compound_label_parts(label.class_names)) is not None}
         for m, mode in enumerate(MODES):
             hits = {label.name: np.zeros((niter, n)) for label in spec.labels}
-            part_hits: dict[str, np.ndarray] = {}
+            part_hits = {(name, part): np.zeros((niter, n)) for name in compound for part in (0, 1)}
             primary_probs = []
             for r in range(niter):
                 def factors(r: int = r, mode: str = mode, m: int = m):
@@ -258,14 +261,9 @@ class JudgeAccuracy(Metric):
                 probs = self._judge_probs(judge, clips, data, ctx)
                 for name in hits:
                     hits[name][r] = probs[name].argmax(1).numpy() == labels[name]
-                for label in spec.dynamic_labels:
-                    parts = compound_label_parts(label.class_names)
-                    if parts is None:
-                        continue
-                    pred = probs[label.name].argmax(1).numpy()
-                    for part, index in zip(("type", "direction"), parts):
-                        part_hits.setdefault(f"acc_{label.name}_{part}", np.zeros((niter, n)))[r] = \
-                            index[pred] == index[labels[label.name]]
+                for (name, part), part_hit in part_hits.items():
+                    index = compound[name][part]
+                    part_hit[r] = index[probs[name].argmax(1).numpy()] == index[labels[name]]
                 primary_probs.append(probs[primary].numpy())
             kept = "dynamic" if mode == "fixed_dynamic" else "static"
             for label in spec.labels:
@@ -274,18 +272,18 @@ class JudgeAccuracy(Metric):
                 out[f"chance/{key}"] = MetricValue(majority_frequency(labels[label.name]), backend=backend)
                 if label.kind == kept:
                     out[f"ceiling/{key}"] = MetricValue(judge.ceiling[label.name], backend=backend)
-            for name, values in part_hits.items():
-                # fixed dynamics: is the type / direction kept? fixed static with new dynamics: a direction
-                # that still matches the clip's own comes from the static code
-                key = f"sample/{mode}/{name}" if mode == "fixed_dynamic" else \
-                    f"sample/{mode}/{name.removeprefix('acc_').removesuffix('_direction')}_direction_from_static"
-                if mode == "fixed_static" and not name.endswith("_direction"):
+            for (name, part), values in part_hits.items():
+                # fixed dynamics: are the type and the direction kept? Fixed static with new dynamics: a
+                # direction that still matches the clip's own comes from the static code
+                if mode == "fixed_dynamic":
+                    key = f"sample/{mode}/acc_{name}_{('type', 'direction')[part]}"
+                elif part == 1:
+                    key = f"sample/{mode}/{name}_direction_from_static"
+                else:
                     continue
                 out[key] = with_ci(values.mean(axis=0), seed, backend)
-                label = name.removeprefix("acc_").rsplit("_", 1)[0]
-                index = compound_label_parts(next(l for l in spec.labels if l.name == label).class_names)
-                part = 0 if name.endswith("_type") else 1
-                out[f"chance/{key}"] = MetricValue(majority_frequency(index[part][labels[label]]), backend=backend)
+                index = compound[name][part]
+                out[f"chance/{key}"] = MetricValue(majority_frequency(index[labels[name]]), backend=backend)
             if mode == "fixed_dynamic":
                 subset = class_balanced_indices(labels[primary])
             else:
