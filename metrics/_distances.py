@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from seqbench.backends import Backend, Embeddings, Keypoints
+from seqbench.backend import Backend, Embeddings, Keypoints
 from seqbench.errors import ConfigError, NotApplicable
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
 from seqbench.types import DataSpec, Factors, MetricValue

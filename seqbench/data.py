@@ -23,6 +23,22 @@ Split = Literal["train", "val", "test"]
 
 
 @dataclass
+class Batch:
+    """A training or evaluation batch, as :meth:`SplitData.batch` yields it.
+
+    ``x`` is ``[B, T, C, H, W]`` in the dataset's value range; ``index`` are the rows of the split.
+    """
+
+    x: torch.Tensor
+    labels: dict[str, torch.Tensor]
+    index: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.x.to(device, non_blocking=True), {k: v.to(device) for k, v in self.labels.items()},
+                     self.index)
+
+
+@dataclass
 class SplitData:
     """One split of a dataset, as arrays.
 
@@ -79,9 +95,7 @@ class SplitData:
     def label_tensors(self, index: np.ndarray | slice | list[int]) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(np.asarray(v[index], dtype=np.int64)) for k, v in self.labels.items()}
 
-    def batch(self, index: np.ndarray) -> "Batch":  # noqa: F821
-        from .method import Batch
-
+    def batch(self, index: np.ndarray) -> Batch:
         index = np.asarray(index)
         return Batch(self.clips(index), self.label_tensors(index), torch.from_numpy(index.astype(np.int64)))
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .backends import Backend
+    from .backend import Backend
     from .data import DatasetAdapter
     from .method import Method
     from .metric import Metric
-    from .runner import Cell, ModelUnit, RunInfo
+    from .run_types import Cell, ModelUnit, RunInfo
     from .visuals import VisualInputs
 
 PROJECT = "seqbench"

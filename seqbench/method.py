@@ -8,31 +8,18 @@ config dataclass and four verbs: ``training_step``, ``encode``, ``decode`` and (
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from .config import MethodConfig
+# Batch is produced by the data (SplitData.batch) and lives with it; re-exported for methods that import it here.
+from .data import Batch, SplitData
 from .errors import NotApplicable
 from .types import DataSpec, Factors
 
-if TYPE_CHECKING:
-    from .data import SplitData
-
-
-@dataclass
-class Batch:
-    """A training or evaluation batch: ``x`` is ``[B, T, C, H, W]`` in the dataset's value range."""
-
-    x: torch.Tensor
-    labels: dict[str, torch.Tensor]
-    index: torch.Tensor
-
-    def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.x.to(device, non_blocking=True), {k: v.to(device) for k, v in self.labels.items()},
-                     self.index)
+__all__ = ["Batch", "Method"]
 
 
 class Method(nn.Module, metaclass=abc.ABCMeta):

@@ -18,96 +18,25 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_PROFILE, PROFILE_REGISTRY, MethodConfig, get_profile
+from .config import PROFILE_REGISTRY, MethodConfig, get_profile
 from .errors import ConfigError, NotApplicable, SeqbenchError
 from .log import ProgressLog, configure_logging, format_duration, heartbeat, logger
 from .plugins import Plugins, code_digest, load_plugins
 from .probes import build_probe_set, default_probes, summarise_history
 from .results import ERROR, NOT_APPLICABLE, OK, RESULTS_FILE, append_rows
+# The run's contract types live in run_types (the hookspecs name them); re-exported from here too.
+from .run_types import (DEFAULT_DATASET, DEFAULT_METHODS, DEFAULT_METRICS, DEFAULT_OUTPUT, Cell, ModelUnit,
+                        RunInfo, RunOptions)  # noqa: F401
 from .types import DataSpec, MetricValue
 from .utils import (atomic_write_text, cache_root, check_cache_dir, content_hash, file_lock, git_sha, quarantine,
                     resolve_device, versions, writable_dir, zip_readable)
 
-# The main job (`seqbench run` without arguments): two methods compared with the disentanglement
-# metrics on the embedded dataset, from an empty cache within 20 minutes on 2 CPU cores.
-DEFAULT_METHODS = ("dbse", "vidtwin")
-DEFAULT_METRICS = ("judge", "leak", "mse")
-DEFAULT_DATASET = "synthetic-sprites"
-DEFAULT_OUTPUT = "seqbench-results"
-
-
 FAILURE_LOG = "failures.log"
 HISTORY_FILE = "history.json"  # beside a cached model.pt: the training history (learning curves)
-
-
-@dataclass
-class RunOptions:
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
-    datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
-    profile: str = DEFAULT_PROFILE
-    seeds: list[int] = field(default_factory=lambda: [0])
-    device: str | None = None
-    output: Path = Path(DEFAULT_OUTPUT)
-    limit: int | None = None
-    # Test clips every metric sees: a fixed subset seeded by the dataset fingerprint. None = the
-    # profile's default (``Profile.eval_clips``); 0 = the whole test split.
-    eval_clips: int | None = None
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    plugins: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    progress: bool = True
-    retrain: bool = False
-    # Pictures of every model (seqbench_render_visuals) under runs/<run_id>/visuals/ after its cells.
-    visuals: bool = True
-    # Probe metrics run at every validation point (learning curves ``curve/...``, seqbench.probes);
-    # None = the profile's default (mse, leak, judge; smoke: mse), empty = none. They read validation
-    # clips only and never change what is trained.
-    probes: list[str] | None = None
-
-
-@dataclass
-class ModelUnit:
-    dataset: str
-    method: str
-    seed: int
-    config: MethodConfig
-    spec: DataSpec
-    method_version: str
-    model_key: str
-    config_hash: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.dataset}/{self.method}/seed{self.seed}"
-
-
-@dataclass
-class Cell:
-    unit: ModelUnit
-    metric: str
-    metric_version: str
-    cell_key: str
-
-
-@dataclass
-class RunInfo:
-    run_id: str
-    output: Path
-    options: RunOptions
-    started: str
-    units: list[ModelUnit]
-    cells: list[Cell]
-    provenance: dict[str, Any]
-    device: str
-    state: dict[str, Any] = field(default_factory=dict)  # for tracking plugins (e.g. MLflow run ids)
 
 
 def _resolve_names(kind: str, names: list[str], plugins: Plugins) -> list[str]:
