@@ -63,7 +63,7 @@ class FrameDistanceMetric(Metric):
         given = {k[len("backend_"):]: v for k, v in opts.items() if k.startswith("backend_")}
         if not given:
             return
-        registry = _registry()
+        registry = self.backends
         names = [opts["backend"]] if opts["backend"] else list(dict.fromkeys(FAMILY_DEFAULTS[self.name].values()))
         declarations = [registry.get(name).declared_options() for name in names]
         if any(declared is None for declared in declarations):
@@ -95,8 +95,7 @@ class FrameDistanceMetric(Metric):
         name = opts["backend"] or FAMILY_DEFAULTS[self.name].get(spec.family)
         if name is None:
             raise NotApplicable(f"{self.name}: no backend for the {spec.family!r} family; set {self.name}.backend")
-        registry = ctx.registry.backends if ctx.registry is not None else _registry()
-        cls = registry.get(name)
+        cls = ctx.backends.get(name)
         if cls.kind not in self.kinds:
             raise ConfigError(f"metric option {self.name}.backend={name!r} is a {cls.kind!r} backend; {self.name} "
                               f"needs a {' or '.join(self.kinds)} backend")
@@ -184,10 +183,3 @@ class FrameDistanceMetric(Metric):
 
 def _take(measured: tuple[np.ndarray, np.ndarray], index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return measured[0][index], measured[1][index]
-
-
-def _registry():
-    from seqbench.plugins import load_plugins
-
-    return load_plugins().backends
-

@@ -20,11 +20,14 @@ import torch
 
 from .config import DEFAULT_PROFILE, declared_options, parse_options
 from .data import SplitData
+from .errors import SeqbenchError
 from .types import DataSpec, MetricOutput, MetricValue
 
 if TYPE_CHECKING:
+    from .backend import Backend
+    from .judges import JudgeConfig, TrainedJudge
     from .method import Method
-    from .plugins import Registry
+    from .plugins import Plugins, Registry
 
 T = TypeVar("T")
 
@@ -89,7 +92,8 @@ class EvalContext:
     model_dir: Path | None = None
     #: The run's profile: ``smoke`` sizes evaluation models (judges) to seconds.
     profile: str = DEFAULT_PROFILE
-    registry: "Registry | None" = None
+    #: The run's loaded plugins (the runner always passes them); read them through :attr:`backends`.
+    registry: "Plugins | None" = None
     options: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
     #: Keys (or key groups, e.g. ``sample/*``) a metric could not compute, with the reason; the
@@ -99,6 +103,20 @@ class EvalContext:
     def skip(self, key: str, reason: str) -> None:
         """Mark ``key`` (one output or a protocol's key group) as not applicable to this cell."""
         self.not_applicable[key] = reason
+
+    @property
+    def backends(self) -> "Registry[type[Backend]]":
+        """The run's evaluation backends by name: a metric never loads the plugins itself."""
+        return plugin_backends(self.registry, "this evaluation context (EvalContext(registry=...))")
+
+    def judge(self, data: EvalData, config: "JudgeConfig", weights: str | None = None) -> "TrainedJudge":
+        """The dataset's judge for ``config`` (pinned by ``weights``, see :func:`seqbench.judges.load_judge`),
+        loaded or trained once per evaluation context and shared by every metric that asks for it."""
+        from .judges import load_judge
+
+        return self.memo(f"judge:{data.spec.fingerprint}:{config}:{weights}",
+                         lambda: load_judge(data.spec, data.train, data.test, device=self.device, config=config,
+                                            weights=weights))
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed: the same noise for every method."""
@@ -122,6 +140,14 @@ class EvalContext:
         shift = rng.integers(1, max(2, n_items), size=len(a))
         b = (a + shift) % n_items
         return np.stack([a, b], axis=1)
+
+
+def plugin_backends(plugins: "Plugins | None", where: str) -> "Registry[type[Backend]]":
+    """``plugins.backends``, or an error naming ``where`` the loaded plugins were missing."""
+    if plugins is None:
+        raise SeqbenchError(f"no plugins in {where}: the runner passes the loaded plugins (seqbench.load_plugins()); "
+                            f"code that evaluates a metric outside a run must pass them too")
+    return plugins.backends
 
 
 def resolve_options(metric_name: str, given: dict[str, Any], defaults: dict[str, Any],
@@ -157,8 +183,22 @@ class Metric(abc.ABC):
     #: Key prefixes passed through to a sub-component (e.g. ``judge_`` for the judge's config).
     option_prefixes: ClassVar[tuple[str, ...]] = ()
 
+    #: The run's loaded plugins, set by the runner (:meth:`use_plugins`) before it checks options, so a
+    #: metric that checks a sub-component's options (a backend's) finds that component's class.
+    plugins: "Plugins | None" = None
+
     def __init__(self, **options: Any):
         self.options = options
+
+    def use_plugins(self, plugins: "Plugins") -> "Metric":
+        """Give this metric the run's loaded plugins (returns ``self``)."""
+        self.plugins = plugins
+        return self
+
+    @property
+    def backends(self) -> "Registry[type[Backend]]":
+        """The run's evaluation backends by name (set by :meth:`use_plugins`)."""
+        return plugin_backends(self.plugins, f"metric {self.name!r} (Metric.use_plugins)")
 
     def resolved_options(self) -> dict[str, Any]:
         """The declared defaults updated with the given options (strings parsed to the default's type)."""

@@ -195,12 +195,16 @@ class Runner:
         return make_unit(cls, resolve_config(cls, self.options.profile, spec, self.options.overrides), spec, dataset,
                          seed)
 
+    def metric(self, name: str):
+        """The metric ``name`` with this run's ``--metric-option`` values and the run's plugins."""
+        return self.plugins.metrics.get(name)(**self.options.metric_options.get(name, {})).use_plugins(self.plugins)
+
     def check_metric_options(self, metrics: list[str]) -> None:
         """Every ``--metric-option`` names a metric of this run and a key (and value) it accepts; the
         metric checks its own options and those of its sub-components (judge, backend)."""
         self.check_option_scopes("--metric-option", "metric", "--metrics", self.options.metric_options, metrics)
         for name in metrics:
-            metric = self.plugins.metrics.get(name)(**self.options.metric_options.get(name, {}))
+            metric = self.metric(name)
             try:
                 metric.check_options()
             except ConfigError as exc:
@@ -535,7 +539,7 @@ class Runner:
         from .metric import EvalContext, EvalData, evaluation_subset
 
         unit = cell.unit
-        metric = self.plugins.metrics.get(cell.metric)(**self.options.metric_options.get(cell.metric, {}))
+        metric = self.metric(cell.metric)
         reason = metric.applicable(method, unit.spec)
         if reason:
             return [self._row(run, unit, cell.metric, cell, None, status=NOT_APPLICABLE, reason=reason)]

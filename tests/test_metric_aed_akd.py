@@ -50,8 +50,9 @@ class BarColumns(Backend):
 
 
 def _run(name, method, registry=None, data=DATA, **options):
-    metric = load_plugins().metrics.get(name)(**options)
-    ctx = EvalContext(device=torch.device("cpu"), batch_size=32, registry=registry)
+    plugins = load_plugins()
+    metric = plugins.metrics.get(name)(**options)
+    ctx = EvalContext(device=torch.device("cpu"), batch_size=32, registry=registry or plugins)
     return metric, metric.evaluate(method, data, ctx)
 
 
