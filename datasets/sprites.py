@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from seqbench.data import DatasetAdapter, SplitData
-from seqbench.dataset_lifecycle import PreparedFolderDataset
+from seqbench.dataset_lifecycle import PreparedFolderDataset, as_int
 from seqbench.errors import ConfigError, DataNotFoundError
 from seqbench.hookspecs import hookimpl
 from seqbench.media import ClipCacheWriter, CorruptMediaError, LayoutError, load_prepared
@@ -56,6 +56,8 @@ TRAIN_CHARACTERS = 1000
 SPLIT_SEED = 423
 FRAMES = 8
 CELL = 64
+#: frame sizes a run can ask for: 64 (the benchmark) or 32 (2 x 2 box-averaged, the CPU protocol's size)
+SIZES: tuple[int, ...] = (64, 32)
 SHEET_COLUMNS = 13
 ATTRIBUTES: tuple[str, ...] = ("body", "bottom", "top", "hair")
 LAYERS: tuple[str, ...] = ("body", "bottomwear", "topwear", "hair")
@@ -261,7 +263,9 @@ class Sprites(PreparedFolderDataset):
     Options: ``root`` (where the prepared arrays live, default ``$SEQBENCH_DATA/sprites``),
     ``source`` (prepare from it on first use), ``format`` (auto, sheets, npy, pkl, flat),
     ``subset`` (K > 0: only the first K train characters of the split permutation and
-    proportionally many test ones - a quick-check slice, prepared in its own folder).
+    proportionally many test ones - a quick-check slice, prepared in its own folder), ``size``
+    (64, the benchmark; or 32, the CPU protocol's frame size - docs/protocol.md - each 2 x 2 block
+    averaged from the same prepared 64 px arrays when a split loads, so one preparation serves both).
     """
 
     name = NAME
@@ -270,10 +274,11 @@ class Sprites(PreparedFolderDataset):
                    "9000/2664 clips; prepared from LPC sheets or the community's npy/pkl files")
 
     def __init__(self, root: Path | str | None = None, source: Path | str | None = None, format: str = "auto",
-                 subset: int = 0, **options: Any):
+                 subset: int = 0, size: int = CELL, **options: Any):
         if options:
             raise ConfigError(f"dataset {NAME!r} has no option(s) {sorted(options)}; its options are root (prepared "
-                              f"folder), source (raw folder), format ({', '.join(FORMATS)}) and subset (0 = all)")
+                              f"folder), source (raw folder), format ({', '.join(FORMATS)}), subset (0 = all) and "
+                              f"size ({' or '.join(map(str, SIZES))})")
         if format not in FORMATS:
             raise ConfigError(f"dataset {NAME!r}: format={format!r}: choose one of {', '.join(FORMATS)}")
         if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) and not str(subset).isdigit():
@@ -282,7 +287,11 @@ class Sprites(PreparedFolderDataset):
         self.source = Path(source).expanduser() if source not in (None, "") else None
         self.format = format
         self.subset = min(int(subset), TRAIN_CHARACTERS)
-        self.options = {"format": format, "subset": self.subset}
+        self.size = as_int(size, "size", NAME)
+        if self.size not in SIZES:
+            raise ConfigError(f"dataset {NAME!r}: size={size!r} is not available; use size=64 (the benchmark, the "
+                              f"default) or size=32 (2 x 2 averaged)")
+        self.options = {"format": format, "subset": self.subset, "size": self.size}
 
     @property
     def prepared_dir(self) -> Path:
@@ -465,11 +474,13 @@ class Sprites(PreparedFolderDataset):
         hi = 255.0 / meta.get("value_scale", 256)
         labels = tuple(LabelSpec(a, 6, "static", CLASS_NAMES[a]) for a in ATTRIBUTES)
         labels += (LabelSpec("motion", len(MOTION_NAMES), "dynamic", MOTION_NAMES),)
-        fingerprint = content_hash({"dataset": NAME, "adapter_version": self.version,
-                                    "x_train": meta["sha256"]["x_train.npy"], "x_test": meta["sha256"]["x_test.npy"],
-                                    "labels_train": meta["sha256"]["labels_train.npy"],
-                                    "labels_test": meta["sha256"]["labels_test.npy"]})
-        return DataSpec(name=NAME, modality="video", frames=FRAMES, channels=3, height=CELL, width=CELL,
+        identity = {"dataset": NAME, "adapter_version": self.version,
+                    "x_train": meta["sha256"]["x_train.npy"], "x_test": meta["sha256"]["x_test.npy"],
+                    "labels_train": meta["sha256"]["labels_train.npy"], "labels_test": meta["sha256"]["labels_test.npy"]}
+        if self.size != CELL:  # the 64 px benchmark keeps the fingerprint it always had
+            identity["size"] = self.size
+        fingerprint = content_hash(identity)
+        return DataSpec(name=NAME, modality="video", frames=FRAMES, channels=3, height=self.size, width=self.size,
                         value_range=(0.0, hi), labels=labels, identity_label="character", family="sprites",
                         fingerprint=fingerprint, adapter_version=self.version,
                         extra={"prepared_dir": str(self.prepared_dir), "source_format": meta.get("format"),
@@ -482,6 +493,8 @@ class Sprites(PreparedFolderDataset):
                               f"from train by the framework")
         meta = self.meta()
         x, side = load_prepared(self.prepared_dir, split, ["labels", "identity", "ids"])
+        if self.size != CELL:
+            x = box_downsample(x, CELL // self.size)
         names = meta["label_names"]
         labels = {name: np.ascontiguousarray(side["labels"][:, i]) for i, name in enumerate(names)}
         return SplitData(x=x, labels=labels, identity=side["identity"], ids=side["ids"],
@@ -513,8 +526,9 @@ class Sprites(PreparedFolderDataset):
                 if len(bad):
                     problems.append(f"{directory}/labels_{split}.npy: {name} disagrees with the character index in "
                                     f"{len(bad)} clips (first row {bad[0]})")
-            if data.x.shape[1:] != (FRAMES, 3, CELL, CELL):
-                problems.append(f"{directory}/x_{split}.npy: shape {data.x.shape}, expected (N, 8, 3, 64, 64)")
+            if data.x.shape[1:] != (FRAMES, 3, self.size, self.size):
+                problems.append(f"{directory}/x_{split}.npy: shape {data.x.shape}, expected "
+                                f"(N, 8, 3, {self.size}, {self.size})")
             for lo in range(0, len(data), 1024):
                 block = np.asarray(data.x[lo:lo + 1024])
                 empty = np.flatnonzero(block.reshape(len(block), -1).max(axis=1) == 0)
@@ -528,6 +542,23 @@ class Sprites(PreparedFolderDataset):
         if self.meta().get("format") == "sheets" and not self.subset and len(ids) != CHARACTERS * len(MOTION_NAMES):
             problems.append(f"{directory}: {len(ids)} clips; the sheets give {CHARACTERS * len(MOTION_NAMES)}")
         return problems
+
+
+def box_downsample(x: np.ndarray, factor: int, chunk: int = 512) -> np.ndarray:
+    """uint8 clips ``[N, T, C, H, W]`` with each ``factor x factor`` block averaged (rounded half up).
+
+    Box averaging, not subsampling: a 1-px detail of the pixel art (an eye, a belt) keeps a quarter of
+    its colour instead of vanishing or surviving whole depending on its parity. Read in chunks, so a
+    memory-mapped split is never held in float at once.
+    """
+    n, t, c, h, w = x.shape
+    out = np.empty((n, t, c, h // factor, w // factor), dtype=np.uint8)
+    area = factor * factor
+    for lo in range(0, n, chunk):
+        block = np.asarray(x[lo:lo + chunk], dtype=np.uint16)
+        summed = block.reshape(len(block), t, c, h // factor, factor, w // factor, factor).sum(axis=(4, 6))
+        out[lo:lo + chunk] = (summed + area // 2) // area
+    return out
 
 
 def _load_npy(path: Path) -> np.ndarray:

@@ -228,6 +228,24 @@ def test_prepare_subset_from_sheets_then_legacy_formats_are_identical(sheets, tm
         assert other.meta()["value_scale"] == 256
 
 
+def test_size_32_box_averages_the_same_prepared_arrays(sheets, tmp_path):
+    full = sp.Sprites(root=tmp_path, subset=2)
+    full.prepare(sheets)
+    small = sp.Sprites(root=tmp_path, subset=2, size="32")  # the command line gives text
+    assert small.prepared_dir == full.prepared_dir  # one preparation serves both sizes
+    big, x = np.asarray(full.split("train").x), np.asarray(small.split("train").x)
+    assert x.shape == (18, 8, 3, 32, 32) and x.dtype == np.uint8
+    block = big[3, 5, :, 10:12, 20:22].astype(int)  # clip 3, frame 5 -> pixel (5, 10) of the 32 px frame
+    assert np.array_equal(x[3, 5, :, 5, 10], (block.sum(axis=(1, 2)) + 2) // 4)
+    assert np.abs(x.astype(float).mean() - big.astype(float).mean()) < 0.5  # averaging keeps the brightness
+    assert small.spec.height == small.spec.width == 32 and small.spec.fingerprint != full.spec.fingerprint
+    assert small.spec.value_range == full.spec.value_range and small.options["size"] == 32
+    assert np.array_equal(small.split("test").labels["motion"], full.split("test").labels["motion"])
+    assert small.verify() == []
+    with pytest.raises(ConfigError, match=r"size=48 is not available; use size=64.*or size=32"):
+        sp.Sprites(root=tmp_path, size=48)
+
+
 def test_missing_source_wrong_layout_and_unprepared(tmp_path):
     adapter = sp.Sprites(root=tmp_path / "prepared")
     with pytest.raises(DataNotFoundError, match=r"does not exist.*seqbench data prepare sprites --source DIR"):
@@ -241,7 +259,7 @@ def test_missing_source_wrong_layout_and_unprepared(tmp_path):
     with pytest.raises(ConfigError, match="format"):
         sp.Sprites(format="zip")
     with pytest.raises(ConfigError, match="no option"):
-        sp.Sprites(size=32)
+        sp.Sprites(frames=16)
 
 
 def test_corrupt_sheet_is_named_and_previous_preparation_survives(sheets, tmp_path):
