@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SeqbenchError
-from .results import OK
+from .results import OK, REPORTED
 from .utils import atomic_write_text
 
 if TYPE_CHECKING:
@@ -224,8 +224,10 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
     section, so no table grows beyond a screen; without it, one table holds every key.
     """
     data = select_rows(frame, dataset, profile)
+    reported = reported_section(frame, dataset)
     if data.empty:
-        return f"# {dataset}\n\nNo comparable results (runs made with --limit are left out).\n"
+        return "\n\n".join(p for p in (f"# {dataset}", "No comparable results (runs made with --limit are left out).",
+                                        reported) if p) + "\n"
     data = data.assign(column=[_column_name(k, b if isinstance(b, str) else None)
                                for k, b in zip(data["key"], data["backend"])])
     special = data["key"].str.startswith(CHANCE) | data["key"].str.startswith(CEILING)
@@ -239,9 +241,11 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
     note = _plateau_note(scores)
     if headlines is None:
         body = _table(scores, extras, columns, methods, show_ci=show_ci) + (f"\n\n{note}" if note else "")
+        body += f"\n\n{reported}" if reported else ""
         return f"# {dataset}\n\n{body}\n\n{_footer(data)}\n"
     summary = [c for c in columns if key_of[c] in headlines.get(metric_of[c], {key_of[c]})]
-    parts = [f"# {dataset}", _table(scores, extras, summary, methods, show_ci=show_ci) if summary else "", note]
+    parts = [f"# {dataset}", _table(scores, extras, summary, methods, show_ci=show_ci) if summary else "", note,
+             reported]
     for caption, link in figures or []:
         parts.append(f"![{caption}]({link})\n\n*{caption}.*")
     details = [c for c in columns if c not in summary]
@@ -259,6 +263,27 @@ def render_dataset(frame: "pd.DataFrame", dataset: str, *, metric_order: list[st
             parts += [title, _table(scores, extras, group_columns, methods, labels=labels, show_ci=show_ci)]
     parts.append(_footer(data))
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+REPORTED_TITLE = "## Reported by the papers (*paper-reported*: not measured by seqbench, not ranked)"
+
+
+def reported_section(frame: "pd.DataFrame", dataset: str) -> str:
+    """The reference rows (``paper-reported.jsonl``, status ``reported``) of ``dataset`` as their own
+    section: each figure as its paper prints it, with the protocol and the citation, never ranked."""
+    from tabulate import tabulate
+
+    rows = frame[(frame["dataset"] == dataset) & (frame["status"] == REPORTED)]
+    if rows.empty:
+        return ""
+    table = [[f"*{r.method}*", r.key, f"{format_value(r.value)} {'↑' if r.higher_is_better else '↓'}", r.protocol,
+              r.source] for r in rows.itertuples()]
+    intro = ("Each method's own figures as its paper prints them (percentages as printed), under the paper's "
+             "protocol, frame size, training length and judge. The rows above are measured by seqbench under its "
+             "own protocol and judge, so a difference between the two says how far that setting is from the "
+             "paper's, not which method is better.")
+    return f"{REPORTED_TITLE}\n\n{intro}\n\n" + tabulate(
+        table, headers=["method", "figure", "value", "protocol", "source"], tablefmt="pipe", disable_numparse=True)
 
 
 def _footer(data: "pd.DataFrame") -> str:

@@ -22,6 +22,11 @@ from .errors import SeqbenchError
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
+#: Figures a method's own paper reports, kept beside measured results as clearly marked reference rows:
+#: status ``reported``, the citation in ``source``, the paper's wording of the protocol in ``protocol``.
+#: Leaderboards show them in their own section and never rank or mix them with measured rows.
+REPORTED_FILE = "paper-reported.jsonl"
+REPORTED_COLUMNS = ("dataset", "method", "key", "value", "higher_is_better", "source", "protocol")
 
 #: Columns every row has, in display order.
 COLUMNS = (
@@ -31,7 +36,7 @@ COLUMNS = (
     "git_sha", "device", "duration_s", "method_distribution", "metric_distribution",
 )
 
-OK, ERROR, NOT_APPLICABLE = "ok", "error", "not_applicable"
+OK, ERROR, NOT_APPLICABLE, REPORTED = "ok", "error", "not_applicable", "reported"
 
 
 def _clean(value: Any) -> Any:
@@ -136,20 +141,41 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def results_files(source: Path) -> list[Path]:
+    """The results files under ``source``: its own ``results.jsonl``, else every one below it, and
+    every ``paper-reported.jsonl`` below it (reference rows, see :data:`REPORTED_FILE`)."""
     source = Path(source)
     if source.is_file():
         return [source]
     if source.is_dir():
         direct = source / RESULTS_FILE
-        return [direct] if direct.exists() else sorted(source.rglob(RESULTS_FILE))
+        measured = [direct] if direct.exists() else sorted(source.rglob(RESULTS_FILE))
+        return measured + sorted(source.rglob(REPORTED_FILE))
     raise SeqbenchError(f"no results at {source}: pass an output directory of `seqbench run` or a {RESULTS_FILE} file")
+
+
+def read_reported(path: Path) -> list[dict[str, Any]]:
+    """The reference rows of a ``paper-reported.jsonl``, checked: each names its dataset, method, key,
+    value, direction, ``source`` (the citation: paper, table) and ``protocol``, and gets status ``reported``."""
+    rows = read_rows(path)
+    for lineno, row in enumerate(rows, 1):
+        missing = [c for c in REPORTED_COLUMNS if row.get(c) in (None, "")]
+        if missing:
+            raise SeqbenchError(f"{path}: row {lineno} lacks {', '.join(missing)}; every paper-reported row names "
+                                f"{', '.join(REPORTED_COLUMNS)} (source = the citation, e.g. 'Bai et al., NeurIPS "
+                                f"2021, Table 1')")
+        if not isinstance(row["value"], (int, float)) or isinstance(row["value"], bool):
+            raise SeqbenchError(f"{path}: row {lineno} ({row['method']} {row['key']}): value {row['value']!r} is not "
+                                f"a number; write the figure as the paper prints it, as a number")
+        row["status"] = REPORTED
+    return rows
 
 
 def load_results(source: str | Path) -> "pandas.DataFrame":  # noqa: F821
     """All result rows under ``source`` (an output directory or a results JSONL) as a DataFrame."""
     import pandas as pd
 
-    rows = [row for path in results_files(Path(source)) for row in read_rows(path)]
+    rows = [row for path in results_files(Path(source))
+            for row in (read_reported(path) if path.name == REPORTED_FILE else read_rows(path))]
     frame = pd.DataFrame(rows)
     for column in COLUMNS:
         if column not in frame:

@@ -75,3 +75,33 @@ def test_one_judge_key_with_two_weights_is_refused_and_one_is_shown_by_its_key()
     unrecorded = same[:1] + [_row("beta", 0, "judge", "swap/joint", 0.5, True, "judge-x")]  # before weights were kept
     with pytest.raises(MixedVersionsError, match="evaluation models judge-x, judge-x@aaaa1111"):
         render_dataset(_frame(unrecorded), "toy")
+
+
+def test_paper_reported_rows_get_their_own_section_and_are_never_ranked(tmp_path):
+    import json
+
+    import pytest
+
+    from seqbench.errors import SeqbenchError
+    from seqbench.results import REPORTED_FILE, append_rows, load_results
+
+    append_rows(tmp_path / "run1" / "results.jsonl", _rows())
+    reported = [dict(dataset="toy", method="alpha", key="action accuracy (fixed dynamics)", value=99.5,
+                     higher_is_better=True, source="Someone et al., 2021, Table 1",
+                     protocol="64 px, the paper's judge"),
+                dict(dataset="toy", method="gamma", key="swap/joint", value=0.99, higher_is_better=True,
+                     source="Other et al., 2023, Table 2", protocol="as printed")]
+    (tmp_path / REPORTED_FILE).write_text("".join(json.dumps(r) + "\n" for r in reported))
+    frame = load_results(tmp_path)
+    text = render_dataset(frame, "toy", metric_order=["judge", "mse"], headlines=headline_keys(load_plugins()))
+    ranked, _, section = text.partition("## Reported by the papers")
+    assert "gamma" not in ranked and "99.5" not in ranked  # a reported method or figure never enters the ranking
+    assert "**0.9" in ranked  # alpha's measured swap/joint is still the best measured one, not gamma's 0.99
+    lines = section.split("<sub>")[0].strip().splitlines()
+    assert "| *alpha*  | action accuracy (fixed dynamics) | 99.5 ↑" in "\n".join(lines)
+    assert any("*gamma*" in line and "Other et al., 2023, Table 2" in line for line in lines)
+    assert render_dataset(frame, "toy") == render_dataset(load_results(tmp_path), "toy")  # stable
+
+    (tmp_path / REPORTED_FILE).write_text(json.dumps(dict(reported[0], source="")) + "\n")
+    with pytest.raises(SeqbenchError, match=r"paper-reported.jsonl: row 1 lacks source"):
+        load_results(tmp_path)
