@@ -108,7 +108,7 @@ class FrameDistanceMetric(Metric):
 
     def measure(self, backend: Backend, clips: torch.Tensor, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
         """Backend output for clips ``[B, T, C, H, W]`` -> values ``[B, T, ...]`` and validity ``[B, T(, K)]``."""
-        from seqbench.judges import to_unit_range
+        from seqbench.utils import to_unit_range
 
         b, t = clips.shape[:2]
         frames = to_unit_range(clips.float().cpu(), spec.value_range).clamp(0, 1).reshape(b * t, *clips.shape[2:])

@@ -1,6 +1,6 @@
 """Pinned judges: one file per judge (weights + card), imported into the cache, shipped for embedded datasets.
 
-A judge is identified by the digest of its weights (:func:`seqbench.judges.weights_digest`), not by
+A judge is identified by the digest of its weights (:func:`seqbench.model_store.weights_digest`), not by
 its recipe: four judges trained under one cache key (same config and data, another thread count or
 stopping step) disagreed by up to 0.12 on a method's swaps (docs/findings.md). So a leaderboard is
 only regenerable with *the same weights*, and seqbench moves them around as files:
@@ -57,7 +57,7 @@ def judge_card(trained: "TrainedJudge", spec: "DataSpec", test: "SplitData", *, 
     import torch
 
     from . import __version__
-    from .judges import predict_in_batches
+    from .utils import predict_in_batches
 
     model = trained.model
     with torch.no_grad():
@@ -120,7 +120,7 @@ def read_judge_file(path: Path | str) -> tuple[dict[str, "torch.Tensor"], dict[s
     """``(weights, card)`` of a judge file, after checking that the weights hash to the card's digest."""
     import torch
 
-    from .judges import state_digest
+    from .model_store import state_digest
 
     path = Path(path)
     if not path.is_file():

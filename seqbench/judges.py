@@ -16,19 +16,15 @@ follow the dataset's :class:`~seqbench.types.DataSpec`. Only the width is config
 reference's 64-128-256-512 channels cost ~30 CPU minutes per epoch of Sprites, and a 16-32-64-128
 encoder reaches the same >= 99 % per head in minutes (see ``docs/metrics.md``).
 
-:func:`cached_model` and :func:`fit_model` are the generic parts, also used by the learned
-synthetic-sprites keypoint regressor and identity embedder (:mod:`seqbench.backends.sprites`).
+The generic parts live where the other evaluation models find them: the cache in
+:mod:`seqbench.model_store`, the fitting loop in :func:`seqbench.trainer.fit_model`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,215 +34,16 @@ import torch
 from torch import nn
 
 from .config import declared_options, did_you_mean, parse_options
-from .data import SplitData, carve_validation
+from .data import SplitData
 from .errors import ConfigError, NotApplicable
-from .log import ProgressLog, configure_logging, format_duration, logger
+from .model_store import announce, cached_model, cached_model_label, state_digest
+from .trainer import FitConfig, fit_model
 from .types import DataSpec
-from .utils import atomic_torch_save, atomic_write_text, cache_root, content_hash, file_lock, quarantine
+from .utils import cache_root, content_hash, predict_in_batches, to_unit_range
 
-__all__ = ["FitConfig", "FitResult", "Judge", "JudgeConfig", "TrainedJudge", "cached_model", "cached_model_label",
-           "fit_model", "judge_config_for", "load_judge", "predict_in_batches", "to_unit_range", "weights_digest"]
+__all__ = ["Judge", "JudgeConfig", "TrainedJudge", "judge_config_for", "judge_unavailable_reason", "load_judge"]
 
 JUDGE_VERSION = "2"  # 2: initial weights seeded by the key (cached_model), recipe fields augment/label_smoothing
-
-
-# ----------------------------------------------------------------------------------- caching
-
-def cached_model(kind: str, key: dict[str, Any], build: Callable[[], nn.Module],
-                 train: Callable[[nn.Module], dict[str, Any]], *, root: Path | None = None,
-                 log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """A model trained once and cached under ``<cache>/<kind>/<hash(key)>/`` (weights + ``meta.json``).
-
-    ``key`` must hold everything that determines the trained weights (data fingerprint, config,
-    code version): a different key is a different model, the same key is never retrained.
-    ``build()`` returns a fresh untrained model; ``train(model)`` trains it in place and returns
-    metadata (accuracies, timings) that is stored and returned with it. The model is returned on
-    the CPU in eval mode. ``meta["weights"]`` is a digest of the weights themselves: the key cannot
-    identify them, since training on another machine or thread count gives other weights.
-    """
-    digest = content_hash(key, length=20)
-    folder = (root if root is not None else cache_root()) / kind / digest
-    weights, meta_path = folder / "model.pt", folder / "meta.json"
-    lock = folder.parent / f".{digest}.lock"
-
-    def waiting() -> None:
-        (log or logger.info)(f"waiting for {lock}: another process is training this {kind} model; it will be reused")
-
-    with file_lock(lock, on_wait=waiting), torch.random.fork_rng(devices=[]):
-        # The initial weights come from a generator seeded by the key, not from whatever the process
-        # drew before: a judge trained after a method had trained in the same process and one trained
-        # in a fresh process (the method loaded from the cache) had different weights (measured:
-        # smoke judge digests 43082d8c vs 853b579a), and disagreed on swaps.
-        torch.manual_seed(int(digest[:8], 16))
-        model = build()
-        if weights.exists() and meta_path.exists():
-            try:
-                model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-                meta = json.loads(meta_path.read_text())
-            except Exception as exc:  # truncated or corrupt: set it aside and train again
-                quarantine(weights, exc)
-                model = build()
-            else:
-                meta.setdefault("weights", weights_digest(model))  # caches written before the digest was stored
-                meta["cached"] = True
-                return model.cpu().eval(), meta
-        if log:
-            log(f"training {kind} model {digest} (cached under {folder})")
-        meta = dict(train(model), key=key, digest=digest)
-        model = model.cpu().eval()
-        meta["weights"] = weights_digest(model)
-        atomic_torch_save(model.state_dict(), weights)
-        atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
-        meta["cached"] = False
-        return model, meta
-
-
-def weights_digest(model: nn.Module, length: int = 16) -> str:
-    """SHA-256 of a model's parameters and buffers (names, dtypes, shapes and bytes), hex."""
-    return state_digest(model.state_dict(), length)
-
-
-def state_digest(state: dict[str, torch.Tensor], length: int = 16) -> str:
-    """:func:`weights_digest` of a state dict (a judge file's weights are checked without building the model)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(state.items()):
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:length]
-
-
-def cached_model_label(prefix: str, meta: dict[str, Any]) -> str:
-    """``<prefix>-<key>@<weights>`` for a :func:`cached_model`'s meta: the backend name its rows carry.
-
-    Leaderboards show the key and refuse to mix two weights under it, because copies of one recipe
-    retrained elsewhere disagree on generated clips (docs/findings.md).
-    """
-    digest, weights = meta.get("digest", ""), meta.get("weights", "")
-    label = f"{prefix}-{digest[:8]}" if digest else prefix
-    return f"{label}@{weights[:8]}" if weights else label
-
-
-def _stderr(message: str) -> None:
-    configure_logging()  # also outside a run (benchmark scripts)
-    logger.info(message)
-
-
-# ---------------------------------------------------------------------------------- training
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Optimisation of an evaluation model: Adam, fixed batch order, selection on validation.
-
-    Training stops at ``max_steps`` or as soon as the validation score reaches ``target``; the
-    weights kept are those of the best validation score (ties: the earliest).
-    """
-
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    batch_size: int = 32
-    max_steps: int = 5000
-    val_every: int = 250
-    target: float | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-
-
-@dataclass
-class FitResult:
-    steps: int
-    best_step: int
-    best_val: float
-    wall_s: float
-    train_items: int
-    val_items: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-              score_fn: Callable[[nn.Module, SplitData], float], data: SplitData, config: FitConfig,
-              device: torch.device, *, desc: str = "model", log: Callable[[str], None] | None = None,
-              make_batch: Callable[[SplitData, np.ndarray], Any] | None = None) -> FitResult:
-    """Train ``model`` on ``data`` minus a validation part carved from it (by identity when known).
-
-    ``loss_fn(model, batch)`` returns the loss of a batch: by default a
-    :class:`~seqbench.method.Batch` already on ``device``, or whatever ``make_batch(train_part,
-    index)`` builds (for targets a Batch lacks, such as keypoints);
-    ``score_fn(model, split)`` (model in eval mode, under no_grad) scores a split,
-    higher is better. Batches follow :func:`seqbench.trainer.batch_indices`, a pure function of
-    (seed, step), so the result depends only on the data, the config and the device's arithmetic.
-    """
-    from .trainer import batch_indices
-
-    train, val = carve_validation(data, config.val_fraction, seed=config.seed)
-    if len(val) == 0:
-        raise ConfigError(f"{desc}: val_fraction={config.val_fraction} leaves no validation items out of "
-                          f"{len(data)}; use a positive val_fraction and a larger train split")
-    torch.manual_seed(config.seed)
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
-    best_state, best_val, best_step = None, -float("inf"), 0
-    start, step = time.perf_counter(), 0
-    progress = ProgressLog(f"{desc}: training", config.max_steps, fractions=0, emit=log) if log else None
-    while step < config.max_steps:
-        index = batch_indices(len(train), config.batch_size, config.seed, step)
-        batch = make_batch(train, index) if make_batch else train.batch(index).to(device)
-        with torch.enable_grad():  # evaluators are fitted on first use, possibly inside a metric's no_grad
-            loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"{desc}: non-finite loss {loss.item()} at step {step}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            loss.backward()
-        optimizer.step()
-        step += 1
-        if progress is not None:  # between validations: a line every interval (SEQBENCH_PROGRESS_INTERVAL)
-            progress.update(step, loss=loss.item())
-        if step % config.val_every == 0 or step == config.max_steps:
-            model.eval()
-            with torch.no_grad():
-                score = float(score_fn(model, val))
-            model.train()
-            if log:
-                elapsed = time.perf_counter() - start
-                log(f"{desc}: step {step}/{config.max_steps}, loss {loss.item():.4f}, validation score {score:.4f}"
-                    f" (target {config.target}), elapsed {format_duration(elapsed)}, "
-                    f"ETA at most {format_duration(elapsed / step * (config.max_steps - step))}")
-            if score > best_val:
-                best_val, best_step = score, step
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if config.target is not None and score >= config.target:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return FitResult(steps=step, best_step=best_step, best_val=best_val, wall_s=time.perf_counter() - start,
-                     train_items=len(train), val_items=len(val))
-
-
-def to_unit_range(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
-    """Map ``x`` from the dataset's value range to [0, 1], the input range of every evaluation model."""
-    lo, hi = map(float, value_range)
-    if (lo, hi) == (0.0, 1.0):
-        return x
-    return (x - lo) / (hi - lo)
-
-
-def predict_in_batches(fn: Callable[[torch.Tensor], Any], clips: Callable[[np.ndarray], torch.Tensor], n: int,
-                       batch_size: int, device: torch.device) -> Any:
-    """Apply ``fn`` to ``clips(index)`` batch by batch and concatenate (tensors or dicts of tensors) on the CPU."""
-    parts: list[Any] = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            out = fn(clips(np.arange(start, min(n, start + batch_size))).to(device))
-            parts.append({k: v.float().cpu() for k, v in out.items()} if isinstance(out, dict) else out.float().cpu())
-    if not parts:
-        raise ValueError("predict_in_batches needs at least one item")
-    if isinstance(parts[0], dict):
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return torch.cat(parts)
 
 
 # ------------------------------------------------------------------------------------- judge
@@ -417,7 +214,7 @@ def load_judge(spec: DataSpec, train: SplitData, test: SplitData, *, device: tor
     config = config or judge_config_for(spec)
     key = judge_key(spec, train, config)
     test_hash = split_hash(test)
-    logger = _stderr if log else None
+    logger = announce if log else None
     pinned = None
     if weights and weights != "train":
         pinned = _pinned_judge(weights, spec)

@@ -29,16 +29,18 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .config import MethodConfig
-from .data import SplitData
-from .errors import TrainingDivergedError
+from .data import SplitData, carve_validation
+from .errors import ConfigError, TrainingDivergedError
+from .log import ProgressLog, format_duration
 from .method import Method
 from .utils import atomic_torch_save
 
@@ -449,3 +451,99 @@ class Trainer:
         dist.broadcast_object_list(box, src=0)
         self.selected = box[2]
         return box[0], int(box[1])
+
+
+# ------------------------------------------------------------------ evaluation models (judges, backends)
+# The Trainer above trains a Method (checkpoints, resume, EMA, DDP, probes); fit_model trains the small
+# supervised evaluation models the metrics use, with the same batch order (batch_indices) and
+# selection of the best validation score - they are fitted once per dataset and cached whole
+# (seqbench.model_store), so they need neither resume nor EMA.
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation of an evaluation model: Adam, fixed batch order, selection on validation.
+
+    Training stops at ``max_steps`` or as soon as the validation score reaches ``target``; the
+    weights kept are those of the best validation score (ties: the earliest).
+    """
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 32
+    max_steps: int = 5000
+    val_every: int = 250
+    target: float | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    steps: int
+    best_step: int
+    best_val: float
+    wall_s: float
+    train_items: int
+    val_items: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+              score_fn: Callable[[nn.Module, SplitData], float], data: SplitData, config: FitConfig,
+              device: torch.device, *, desc: str = "model", log: Callable[[str], None] | None = None,
+              make_batch: Callable[[SplitData, np.ndarray], Any] | None = None) -> FitResult:
+    """Train ``model`` on ``data`` minus a validation part carved from it (by identity when known).
+
+    ``loss_fn(model, batch)`` returns the loss of a batch: by default a
+    :class:`~seqbench.method.Batch` already on ``device``, or whatever ``make_batch(train_part,
+    index)`` builds (for targets a Batch lacks, such as keypoints);
+    ``score_fn(model, split)`` (model in eval mode, under no_grad) scores a split,
+    higher is better. Batches follow :func:`seqbench.trainer.batch_indices`, a pure function of
+    (seed, step), so the result depends only on the data, the config and the device's arithmetic.
+    """
+    train, val = carve_validation(data, config.val_fraction, seed=config.seed)
+    if len(val) == 0:
+        raise ConfigError(f"{desc}: val_fraction={config.val_fraction} leaves no validation items out of "
+                          f"{len(data)}; use a positive val_fraction and a larger train split")
+    torch.manual_seed(config.seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    best_state, best_val, best_step = None, -float("inf"), 0
+    start, step = time.perf_counter(), 0
+    progress = ProgressLog(f"{desc}: training", config.max_steps, fractions=0, emit=log) if log else None
+    while step < config.max_steps:
+        index = batch_indices(len(train), config.batch_size, config.seed, step)
+        batch = make_batch(train, index) if make_batch else train.batch(index).to(device)
+        with torch.enable_grad():  # evaluators are fitted on first use, possibly inside a metric's no_grad
+            loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"{desc}: non-finite loss {loss.item()} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss.backward()
+        optimizer.step()
+        step += 1
+        if progress is not None:  # between validations: a line every interval (SEQBENCH_PROGRESS_INTERVAL)
+            progress.update(step, loss=loss.item())
+        if step % config.val_every == 0 or step == config.max_steps:
+            model.eval()
+            with torch.no_grad():
+                score = float(score_fn(model, val))
+            model.train()
+            if log:
+                elapsed = time.perf_counter() - start
+                log(f"{desc}: step {step}/{config.max_steps}, loss {loss.item():.4f}, validation score {score:.4f}"
+                    f" (target {config.target}), elapsed {format_duration(elapsed)}, "
+                    f"ETA at most {format_duration(elapsed / step * (config.max_steps - step))}")
+            if score > best_val:
+                best_val, best_step = score, step
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if config.target is not None and score >= config.target:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(steps=step, best_step=best_step, best_val=best_val, wall_s=time.perf_counter() - start,
+                     train_items=len(train), val_items=len(val))

@@ -196,3 +196,31 @@ def file_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
                 on_wait()
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         yield
+
+
+# ------------------------------------------------------------- evaluation models (judges, backends)
+
+def to_unit_range(x: "torch.Tensor", value_range: tuple[float, float]) -> "torch.Tensor":  # noqa: F821
+    """Map ``x`` from the dataset's value range to [0, 1], the input range of every evaluation model."""
+    lo, hi = map(float, value_range)
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return (x - lo) / (hi - lo)
+
+
+def predict_in_batches(fn: Callable[[Any], Any], clips: Callable[[Any], Any], n: int, batch_size: int,
+                       device: "torch.device") -> Any:  # noqa: F821
+    """Apply ``fn`` to ``clips(index)`` batch by batch and concatenate (tensors or dicts of tensors) on the CPU."""
+    import numpy as np
+    import torch
+
+    parts: list[Any] = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            out = fn(clips(np.arange(start, min(n, start + batch_size))).to(device))
+            parts.append({k: v.float().cpu() for k, v in out.items()} if isinstance(out, dict) else out.float().cpu())
+    if not parts:
+        raise ValueError("predict_in_batches needs at least one item")
+    if isinstance(parts[0], dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from seqbench import judge_files
-from seqbench.judges import Judge, load_judge, weights_digest
+from seqbench.judges import Judge, load_judge
+from seqbench.model_store import weights_digest
 from seqbench.metric import EvalContext, EvalData
 from seqbench.plugins import load_plugins
 

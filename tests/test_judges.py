@@ -17,7 +17,9 @@ import torch
 from seqbench.config import MethodConfig
 from seqbench.data import SplitData
 from seqbench.errors import ConfigError, NotApplicable
-from seqbench.judges import (FitConfig, Judge, JudgeConfig, cached_model, fit_model, judge_config_for, load_judge)
+from seqbench.judges import Judge, JudgeConfig, judge_config_for, load_judge
+from seqbench.model_store import cached_model
+from seqbench.trainer import FitConfig, fit_model
 from seqbench.method import Method
 from seqbench.types import DataSpec, Factors, LabelSpec
 

@@ -60,9 +60,9 @@ def test_batch_log_shows_training_and_evaluation_progress(toy_plugin, cache_dir,
 
 
 def test_judge_style_training_reports_progress(monkeypatch):
-    """:func:`seqbench.judges.fit_model` (judges, learned backends) logs steps with elapsed and ETA."""
+    """:func:`seqbench.trainer.fit_model` (judges, learned backends) logs steps with elapsed and ETA."""
     from seqbench.data import SplitData
-    from seqbench.judges import FitConfig, fit_model
+    from seqbench.trainer import FitConfig, fit_model
 
     monkeypatch.setenv("SEQBENCH_PROGRESS_INTERVAL", "0")
     rng = np.random.default_rng(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,8 @@ from seqbench.nn import (CrossAttention, GumbelQuantizer, LatentDiffusionPrior, 
                          VQAutoencoder, codebook_perplexity, load_or_train_vqae, orthogonality_loss,
                          sinusoidal_embedding)
 from seqbench.nn.attention import group_norm
-from seqbench.nn.vqae import vqae_cache_path
+from seqbench.nn.vqae import train_vqae, vqae_key
+from seqbench.utils import content_hash
 
 TINY = dict(base=8, channel_mult=(1, 2), num_res_blocks=1, num_heads=2)
 
@@ -157,12 +160,13 @@ def test_vqae_roundtrip_shapes_and_cache(tmp_path, monkeypatch):
     assert z.shape == (2, 4, 4, 4) and model.decode(z).shape == (2, 3, 16, 16)
     split = SplitData(x=(np.random.default_rng(0).random((6, 2, 3, 16, 16)) * 255).astype(np.uint8), labels={})
     first = load_or_train_vqae(split, "fp", cfg)
-    path = vqae_cache_path("fp", 3, cfg)
-    assert path.exists() and str(path).startswith(str(tmp_path))
+    folder = tmp_path / "vqae" / content_hash(vqae_key("fp", 3, cfg), length=20)  # the model store's layout
+    assert (folder / "model.pt").exists() and json.loads((folder / "meta.json").read_text())["steps"] == 3
     second = load_or_train_vqae(split, "fp", cfg)  # loaded, not retrained
-    for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
-        assert torch.equal(a.cpu(), b.cpu()), k
-    assert vqae_cache_path("other", 3, cfg) != path
+    uncached = train_vqae(split, cfg)  # the same weights: the initial draw and the batches follow cfg.seed only
+    for (k, a), b, c in zip(first.state_dict().items(), second.state_dict().values(), uncached.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu()) and torch.equal(a.cpu(), c.cpu()), k
+    assert content_hash(vqae_key("other", 3, cfg), length=20) != folder.name
 
 
 def test_running_standardizer_tracks_statistics():

@@ -2,7 +2,7 @@
 
 Face and pose detectors do not work on cartoon sprites, so AED/AKD on the embedded default
 dataset use one small per-frame network trained on the dataset's own train split (validation
-carved from train) and cached like the judges (:func:`seqbench.judges.cached_model`):
+carved from train) and cached like the judges (:func:`seqbench.model_store.cached_model`):
 
 * a DCGAN frame encoder (frames resized to ``input_size``) with a keypoint head regressing the
   ground-truth joints (L1 on coordinates / frame size) and one classification head per static
@@ -33,7 +33,7 @@ from torch import nn
 from ..hookspecs import hookimpl
 from . import Backend, Embeddings, Keypoints
 
-MODEL_VERSION = "2"  # 2: initial weights seeded by the cache key (seqbench.judges.cached_model)
+MODEL_VERSION = "2"  # 2: initial weights seeded by the cache key (seqbench.model_store.cached_model)
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ def load_sprites_net(data: Any, device: torch.device, config: SpritesNetConfig |
                      log: bool = True) -> tuple[SpritesFrameNet, dict[str, Any]]:
     """The cached network for ``data`` (an :class:`~seqbench.metric.EvalData`), trained now if missing."""
     from ..data import SplitData
-    from ..judges import _stderr, cached_model, fit_model, to_unit_range
-    from ..utils import content_hash
+    from ..model_store import announce, cached_model
+    from ..trainer import fit_model
+    from ..utils import content_hash, to_unit_range
 
     config = config or SpritesNetConfig()
     spec, train = data.spec, data.train
@@ -127,19 +128,19 @@ def load_sprites_net(data: Any, device: torch.device, config: SpritesNetConfig |
 
     def train_model(model: nn.Module) -> dict[str, Any]:
         fit = fit_model(model, loss_fn, score_fn, train, _fit_config(config), device, desc=f"sprites-net {spec.name}",
-                        log=_stderr if log else None, make_batch=frames_and_targets)
+                        log=announce if log else None, make_batch=frames_and_targets)
         model.eval()
         with torch.no_grad():
             test_score = score_fn(model, data.test)  # type: ignore[arg-type]
         return {"fit": fit.as_dict(), "test_score": test_score}
 
     model, meta = cached_model("backends", key, lambda: SpritesFrameNet(spec.channels, k, static, config), train_model,
-                               log=_stderr if log else None)
+                               log=announce if log else None)
     return model.to(device).eval(), meta  # type: ignore[return-value]
 
 
 def _fit_config(config: SpritesNetConfig):
-    from ..judges import FitConfig
+    from ..trainer import FitConfig
 
     return FitConfig(lr=config.lr, batch_size=config.batch_size, max_steps=config.max_steps,
                      val_every=config.val_every, target=config.target, val_fraction=config.val_fraction,
@@ -175,8 +176,8 @@ class _SpritesBackend(Backend):
 
     @property
     def label(self) -> str:
-        """``<name>-<key>@<weights>`` (:func:`seqbench.judges.cached_model_label`)."""
-        from ..judges import cached_model_label
+        """``<name>-<key>@<weights>`` (:func:`seqbench.model_store.cached_model_label`)."""
+        from ..model_store import cached_model_label
 
         return cached_model_label(self.name, self.meta)
 

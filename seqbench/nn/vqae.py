@@ -15,31 +15,27 @@ quantises before decoding. The loss is pixel MSE plus the VQ loss; LDM's percept
 patch-GAN terms are left out because their pretrained weights are not available offline, so
 reconstructions are blurrier than LDM's at equal size (stated wherever results are reported).
 
-:func:`load_or_train_vqae` caches the weights under ``cache_root() / "vqae" / <hash>``, the hash
-covering the dataset fingerprint and the autoencoder config, and loads them with
-``weights_only=True``.
+:func:`load_or_train_vqae` keeps the weights in the model store (:mod:`seqbench.model_store`, kind
+``vqae``) under a hash of the dataset fingerprint and the autoencoder config, like the judges.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import atomic_torch_save, atomic_write_text, cache_root, content_hash
 from .attention import group_norm
 from .quantize import QuantizerOutput, VectorQuantizer
 from .unet import ResBlock, Upsample, UNetEncoder
 
-__all__ = ["VQAEConfig", "VQAutoencoder", "train_vqae", "load_or_train_vqae", "vqae_cache_path"]
+__all__ = ["VQAEConfig", "VQAutoencoder", "train_vqae", "load_or_train_vqae", "vqae_key"]
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +128,34 @@ def train_vqae(split, config: VQAEConfig, *, device: torch.device | str = "cpu",
     Frames are mapped from ``value_range`` to [-1, 1]; Adam on MSE + VQ loss for ``config.steps``
     steps of ``config.batch_size`` frames; deterministic given ``config.seed``.
     """
-    rng = np.random.default_rng(config.seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        channels = split.x.shape[2]
-        model = VQAutoencoder(channels, config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.5, 0.9))
-    frames = split.x.shape[1]
-    model.train()
-    start = time.perf_counter()
-    with torch.enable_grad():
-        _fit(model, opt, split, config, rng, frames, device, value_range, progress)
-    log.info("trained VQ autoencoder in %.1fs", time.perf_counter() - start)
+    model = _untrained(split.x.shape[2], config)
+    _train_in_place(model, split, config, device, value_range, progress)
     return model.eval()
 
 
-def _fit(model, opt, split, config, rng, frames, device, value_range, progress) -> None:
+def _untrained(channels: int, config: VQAEConfig) -> VQAutoencoder:
+    """The initial weights, drawn from ``config.seed`` (not from the caller's RNG state)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return VQAutoencoder(channels, config)
+
+
+def _train_in_place(model: VQAutoencoder, split, config: VQAEConfig, device: torch.device | str,
+                    value_range: tuple[float, float], progress: bool = False) -> dict[str, float]:
+    rng = np.random.default_rng(config.seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.5, 0.9))
+    frames = split.x.shape[1]
+    start = time.perf_counter()
+    with torch.enable_grad():
+        loss = _fit(model, opt, split, config, rng, frames, device, value_range, progress)
+    wall = time.perf_counter() - start
+    log.info("trained VQ autoencoder in %.1fs", wall)
+    return {"steps": config.steps, "final_loss": loss, "wall_s": wall}
+
+
+def _fit(model, opt, split, config, rng, frames, device, value_range, progress) -> float:
+    loss = torch.zeros(())
     for step in range(config.steps):
         rows = np.sort(rng.integers(0, len(split), config.batch_size))
         x = _frames(split, rows, rng.integers(0, frames, config.batch_size), value_range).to(device)
@@ -158,25 +166,21 @@ def _fit(model, opt, split, config, rng, frames, device, value_range, progress) 
         opt.step()
         if progress and (step % 200 == 0 or step == config.steps - 1):
             log.info("vqae step %d/%d loss %.4f perplexity %.1f", step, config.steps, float(loss), float(q.perplexity))
+    return float(loss)
 
 
-def vqae_cache_path(fingerprint: str, channels: int, config: VQAEConfig) -> Path:
-    """Where the autoencoder of a dataset (fingerprint) and config is cached."""
-    key = content_hash({"fingerprint": fingerprint, "channels": channels, "config": asdict(config),
-                        "version": VQAE_VERSION}, length=20)
-    return cache_root() / "vqae" / key / "vqae.pt"
+def vqae_key(fingerprint: str, channels: int, config: VQAEConfig) -> dict:
+    """Everything that determines the trained autoencoder: the dataset, its channels, the config."""
+    return {"fingerprint": fingerprint, "channels": channels, "config": asdict(config), "version": VQAE_VERSION}
 
 
 def load_or_train_vqae(split, fingerprint: str, config: VQAEConfig, *, device: torch.device | str = "cpu",
                        value_range: tuple[float, float] = (0.0, 1.0)) -> VQAutoencoder:
-    """The cached autoencoder for this dataset and config, training (and caching) it on a miss."""
+    """The autoencoder for this dataset and config from the model store (:mod:`seqbench.model_store`:
+    ``<cache>/vqae/<hash>/``), training and storing it on a miss."""
+    from ..model_store import cached_model
+
     channels = split.x.shape[2]
-    path = vqae_cache_path(fingerprint, channels, config)
-    model = VQAutoencoder(channels, config)
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.to(device).eval()
-    model = train_vqae(split, config, device=device, value_range=value_range)
-    atomic_torch_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps({"fingerprint": fingerprint, **asdict(config)}, indent=2))
-    return model
+    model, _ = cached_model("vqae", vqae_key(fingerprint, channels, config), lambda: _untrained(channels, config),
+                            lambda m: _train_in_place(m, split, config, device, value_range))
+    return model.to(device).eval()
