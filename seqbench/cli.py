@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError, SeqbenchError
+from .log import configure_logging, logger
 
 #: Exit status of ``seqbench``: what happened, in one number (documented in the README).
 EXIT_OK = 0  # every cell ok (or not applicable)
@@ -206,18 +207,20 @@ def _print_summary(frame, run) -> None:
               f"and data; --retrain recomputes them")
     print(f"\nresults: {run.output / 'results.jsonl'}")
     print(f"leaderboards: {run.output / 'leaderboards'}")
-    tracking = run.state.get("mlflow") or {}
-    if tracking.get("disabled"):
-        print(f"mlflow: off for this run, {tracking['uri']} failed ({tracking['disabled']})")
-    elif tracking.get("uri"):
-        print(f"mlflow: {tracking['uri']} (open with `seqbench ui --output {run.output}`)")
+    from .tracking.mlflow_plugin import tracking_status
+
+    tracking = tracking_status(run)
+    if tracking.disabled:
+        print(f"mlflow: off for this run, {tracking.uri} failed ({tracking.disabled})")
+    elif tracking.uri:
+        print(f"mlflow: {tracking.uri} (open with `seqbench ui --output {run.output}`)")
     if len(errors):
         print(f"\n{len(errors)} cell(s) failed:", file=sys.stderr)
         for _, row in errors.iterrows():
             print(f"  {row['dataset']}/{row['method']}/seed{row['seed']}/{row['metric']}: {row['reason']}", file=sys.stderr)
-        from .runner import Runner
+        from .runner import failure_log
 
-        log = Runner.failure_log(run)
+        log = failure_log(run)
         if log.exists():
             print(f"tracebacks: {log}", file=sys.stderr)
 
@@ -251,7 +254,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .config import parse_scoped_values
-    from .leaderboard import _frame, figure_links, headline_keys, render_dataset, write_leaderboards
+    from .leaderboard import figure_links, headline_keys, render_dataset, write_leaderboards
     from .plugins import load_plugins
     from .results import load_results
 
@@ -266,6 +269,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             frames.append(load_results_from_mlflow())
         else:
             frames.append(load_results(source))
+    # load_results gives every results column (seqbench.results.COLUMNS): ready for render_dataset as it is
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     source_text = ", ".join(sources)
     plugins = load_plugins(args.plugins)
@@ -278,7 +282,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                           profile=args.profile, swaps=True, plugins=args.plugins,
                                           dataset_options=parse_scoped_values(args.data_options,
                                                                               flag="--data-option")):
-            print(f"wrote {path}", file=sys.stderr if not args.output else sys.stdout)
+            if args.output:
+                print(f"wrote {path}")
+            else:  # stdout carries the markdown: say it in the log
+                logger.info(f"wrote {path}")
     if args.output and (len(datasets) > 1 or args.output.is_dir()):
         for path in write_leaderboards(frame, args.output, datasets=datasets, show_ci=args.ci, profile=args.profile,
                                        plugins=plugins, figures_dir=args.figures):
@@ -289,7 +296,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise SeqbenchError(f"no results for dataset {dataset!r} in {source_text}; present: "
                                 f"{', '.join(sorted(frame['dataset'].dropna().unique()))}")
         board_dir = args.output.parent if args.output else Path.cwd()
-        text = render_dataset(_frame(frame), dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile,
+        text = render_dataset(frame, dataset, metric_order=metric_order, show_ci=args.ci, profile=args.profile,
                               headlines=headline_keys(plugins), figures=figure_links(dataset, args.figures, board_dir))
         if args.output:
             from .utils import atomic_write_text
@@ -339,7 +346,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         with Image.open(path) as picture:
             print(f"wrote {path} ({picture.width}x{picture.height})")
     for name, reason in missing.items():
-        print(f"{name}: {reason}", file=sys.stderr)
+        logger.warning(f"{name}: {reason}")
     return EXIT_OK if images else EXIT_CELLS_FAILED
 
 
@@ -497,6 +504,7 @@ def _one_line_plugin_warnings() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _one_line_plugin_warnings()
+    configure_logging()  # one seqbench handler for every command's messages and progress lines
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

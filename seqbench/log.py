@@ -3,7 +3,9 @@
 Everything the framework tells the user while it works (cache reuse, training progress, lock
 waits, warnings about tracking) goes to the ``seqbench`` logger. :func:`configure_logging` gives
 it a handler writing ``[seqbench] message`` to the *current* ``sys.stderr`` unless the user (or
-an application embedding seqbench) configured one first. :class:`ProgressLog` emits one line at
+an application embedding seqbench) configured one first; the CLI installs it for every command, so
+modules log to ``logging.getLogger(__name__)`` (a child of ``seqbench``) and never print to stderr.
+What a command *produces* (tables, markdown, ``seqbench: error: ...``) is printed, not logged. :class:`ProgressLog` emits one line at
 a steady interval - every tenth of the work or every ``SEQBENCH_PROGRESS_INTERVAL`` seconds
 (default 30), whichever comes first - so a batch log (``seqbench run > log 2>&1``) is never
 silent for long.

@@ -30,6 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +50,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class TrackingUnavailable(Exception):
     """The tracking store cannot be used for this run (reason in the message)."""
+
+
+@dataclass(frozen=True)
+class TrackingStatus:
+    """Where a run was tracked (``uri``), or why tracking was turned off for it (``disabled``)."""
+
+    uri: str | None = None
+    disabled: str | None = None
+
+
+def tracking_status(run) -> TrackingStatus:
+    """This plugin's outcome for ``run`` (empty when it did not take part, e.g. ``-p no:mlflow_plugin``).
+
+    The public face of the plugin's per-run state, for the CLI's summary."""
+    state = run.state.get("mlflow") or {}
+    return TrackingStatus(uri=state.get("uri"), disabled=state.get("disabled"))
 
 
 def tracking_uri(output: Path) -> str:
