@@ -97,6 +97,7 @@ class Planner:
         return self._adapters[name]
 
     def plan(self) -> Plan:
+        """Every cell of the run with its keys; raises :class:`ConfigError` (exit 2) before anything trains."""
         opts = self.options
         get_profile(opts.profile)
         if not opts.seeds:
