@@ -46,7 +46,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import DEFAULT_PROFILE, PROFILE_REGISTRY, PROFILES
+    from .config import DEFAULT_DATASET, DEFAULT_METHODS, DEFAULT_METRICS, DEFAULT_PROFILE, PROFILE_REGISTRY, PROFILES
 
     parser = argparse.ArgumentParser(prog="seqbench", description="Benchmark sequential-disentanglement methods.")
     parser.add_argument("--version", action="version", version=f"seqbench {_version()}")
@@ -54,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugin_help = "add a plugin module (-p MODULE) or block one (-p no:NAME); repeatable"
     run = sub.add_parser("run", help="train methods and evaluate metrics (default: the embedded benchmark)")
-    run.add_argument("--methods", type=_csv, help="comma-separated methods (default: dbse)")
-    run.add_argument("--metrics", type=_csv, help="comma-separated metrics (default: mse)")
+    run.add_argument("--methods", type=_csv, help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
+    run.add_argument("--metrics", type=_csv, help=f"comma-separated metrics (default: {','.join(DEFAULT_METRICS)})")
     run.add_argument("--dataset", "--datasets", dest="datasets", type=_csv,
-                     help="comma-separated datasets (default: synthetic-sprites)")
+                     help=f"comma-separated datasets (default: {DEFAULT_DATASET})")
     run.add_argument("--profile", choices=PROFILES, help=f"method size/length profile (default: {DEFAULT_PROFILE})")
     run.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: 0)")
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")

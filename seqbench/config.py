@@ -52,6 +52,12 @@ PROFILE_REGISTRY: dict[str, Profile] = {profile.name: profile for profile in (
 PROFILES = tuple(PROFILE_REGISTRY)
 #: The profile of a run that names none: the CPU protocol.
 DEFAULT_PROFILE = "quick"
+#: What ``seqbench run`` with no arguments runs (the main job: docs/protocol.md), here without torch so
+#: the command line's help can name it.
+DEFAULT_METHODS: tuple[str, ...] = ("dbse", "vidtwin")
+DEFAULT_METRICS: tuple[str, ...] = ("judge", "leak", "mse")
+DEFAULT_DATASET = "synthetic-sprites"
+DEFAULT_OUTPUT = "seqbench-results"
 
 
 def get_profile(name: str) -> Profile:

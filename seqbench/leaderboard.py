@@ -28,7 +28,9 @@ class MixedVersionsError(SeqbenchError):
     pass
 
 
-def _frame(rows: "list[dict[str, Any]] | pd.DataFrame") -> "pd.DataFrame":
+def results_frame(rows: "list[dict[str, Any]] | pd.DataFrame") -> "pd.DataFrame":
+    """Result rows (dicts, or a frame from :func:`~seqbench.results.load_results`) as a frame with every
+    column a leaderboard reads, missing ones empty; a frame given is copied, never changed."""
     import pandas as pd
 
     from .results import COLUMNS
@@ -314,7 +316,7 @@ def write_leaderboards(rows, directory: Path, *, datasets: list[str] | None = No
 
     ``plugins`` (the loaded registry) supplies each metric's headline keys for the summary table.
     """
-    frame = _frame(rows)
+    frame = results_frame(rows)
     written = []
     metric_order = list(dict.fromkeys(frame["metric"].dropna()))
     headlines = headline_keys(plugins) if plugins is not None else None

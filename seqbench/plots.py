@@ -129,9 +129,9 @@ def leaderboard_figure(frame: "pd.DataFrame", dataset: str, path: Path | str, *,
     """The leaderboard's headline columns as dot plots with 95% intervals; ``None`` if nothing is comparable."""
     from matplotlib.figure import Figure
 
-    from .leaderboard import CEILING, CHANCE, _column_name, _frame, select_rows
+    from .leaderboard import CEILING, CHANCE, _column_name, results_frame, select_rows
 
-    data = select_rows(_frame(frame), dataset, profile)
+    data = select_rows(results_frame(frame), dataset, profile)
     if data.empty:
         return None
     data = data[~(data["key"].str.startswith(CHANCE) | data["key"].str.startswith(CEILING))]
@@ -212,11 +212,11 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
     swaps the same clips; a method whose model is not in this cache (or no longer matches the rows'
     ``model_key``) is left out with a warning.
     """
-    from .leaderboard import _frame, select_rows
+    from .leaderboard import results_frame, select_rows
     from .runner import RunOptions, Runner
     from .visuals import render_pictures
 
-    rows = select_rows(_frame(frame), dataset, profile)
+    rows = select_rows(results_frame(frame), dataset, profile)
     grids: dict[str, np.ndarray] = {}
     if rows.empty:
         return grids
@@ -262,10 +262,10 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
     (their ``model_key``); models trained before histories were kept have no curve. A figure that
     cannot be drawn is a warning.
     """
-    from .leaderboard import _frame, select_rows
+    from .leaderboard import results_frame, select_rows
     from .utils import cache_root
 
-    frame = _frame(frame)
+    frame = results_frame(frame)
     written: list[Path] = []
     for dataset in datasets or sorted(frame["dataset"].dropna().unique()):
         try:

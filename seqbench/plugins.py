@@ -75,7 +75,8 @@ class Entry(Generic[T]):
 
 #: Modules of the framework's own base classes: their code is versioned by seqbench itself, so an
 #: edit there does not invalidate every plugin's cached models and cells.
-FRAMEWORK_MODULES = frozenset({"seqbench.method", "seqbench.metric", "seqbench.data", "seqbench.backends", "abc",
+FRAMEWORK_MODULES = frozenset({"seqbench.method", "seqbench.metric", "seqbench.data", "seqbench.backends",
+                               "seqbench.backend", "abc",
                                "builtins", "typing"})
 
 

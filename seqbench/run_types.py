@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_PROFILE, MethodConfig
+from .config import (DEFAULT_DATASET, DEFAULT_METHODS, DEFAULT_METRICS, DEFAULT_OUTPUT, DEFAULT_PROFILE,
+                     MethodConfig)
 from .types import DataSpec
 
 __all__ = ["Cell", "DEFAULT_DATASET", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEFAULT_OUTPUT", "ModelUnit", "RunInfo",
@@ -20,10 +21,6 @@ __all__ = ["Cell", "DEFAULT_DATASET", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEF
 
 # The main job (`seqbench run` without arguments): two methods compared with the disentanglement
 # metrics on the embedded dataset, from an empty cache within 20 minutes on 2 CPU cores.
-DEFAULT_METHODS = ("dbse", "vidtwin")
-DEFAULT_METRICS = ("judge", "leak", "mse")
-DEFAULT_DATASET = "synthetic-sprites"
-DEFAULT_OUTPUT = "seqbench-results"
 
 
 @dataclass

@@ -40,7 +40,7 @@ from torch import nn
 from .config import MethodConfig
 from .data import SplitData, carve_validation
 from .errors import ConfigError, TrainingDivergedError
-from .log import ProgressLog, format_duration
+from .log import ProgressLog, format_duration, logger
 from .method import Method
 from .utils import atomic_torch_save
 
@@ -299,11 +299,8 @@ class Trainer:
             step, best_val, best_step = self._restore(torch.load(ckpt_path, map_location=self.device, weights_only=True))
             if world > 1:
                 torch.manual_seed(self.seed + RANK_SEED_STRIDE * rank + step)
-            import sys
-
             if lead:
-                print(f"[seqbench] {self.desc}: resuming from checkpoint at step {step}/{self.steps} ({ckpt_path})",
-                      file=sys.stderr, flush=True)
+                logger.info(f"{self.desc}: resuming from checkpoint at step {step}/{self.steps} ({ckpt_path})")
         resumed_from = step
         start = time.perf_counter()
         if step < self.steps:

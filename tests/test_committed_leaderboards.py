@@ -25,13 +25,13 @@ def test_every_committed_board_is_exactly_what_its_committed_rows_render(dataset
     """``seqbench leaderboard --from leaderboards/results/<dataset> --figures leaderboards/figures -o
     leaderboards/`` reproduces the committed board byte for byte: nothing in it is hand-made, and no
     row from an older protocol hides in it."""
-    from seqbench.leaderboard import _frame, figure_links, headline_keys, render_dataset
+    from seqbench.leaderboard import results_frame, figure_links, headline_keys, render_dataset
     from seqbench.plugins import load_plugins
 
     results = ROOT / "results" / dataset
     assert results.is_dir(), f"leaderboards/{dataset}.md has no committed rows under {results}"
     frame = load_results(results)
-    text = render_dataset(_frame(frame), dataset, metric_order=list(dict.fromkeys(frame["metric"].dropna())),
+    text = render_dataset(results_frame(frame), dataset, metric_order=list(dict.fromkeys(frame["metric"].dropna())),
                           headlines=headline_keys(load_plugins()),
                           figures=figure_links(dataset, ROOT / "figures", ROOT))
     assert text == (ROOT / f"{dataset}.md").read_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seqbench.leaderboard import _frame, headline_keys, render_dataset
+from seqbench.leaderboard import results_frame, headline_keys, render_dataset
 from seqbench.plugins import load_plugins
 
 
@@ -32,7 +32,7 @@ def _rows():
 def test_summary_holds_headline_keys_and_details_are_split_by_group():
     headlines = headline_keys(load_plugins())
     assert "swap/joint" in headlines["judge"] and "sample/fixed_static/h_y" not in headlines["judge"]
-    text = render_dataset(_frame(_rows()), "toy", metric_order=["judge", "mse"], headlines=headlines)
+    text = render_dataset(results_frame(_rows()), "toy", metric_order=["judge", "mse"], headlines=headlines)
     sections = text.split("\n\n")
     summary = next(s for s in sections if s.startswith("| method"))
     header = summary.splitlines()[0]
@@ -49,13 +49,13 @@ def test_summary_holds_headline_keys_and_details_are_split_by_group():
 
 
 def test_without_plugin_declarations_one_table_holds_everything():
-    text = render_dataset(_frame(_rows()), "toy")
+    text = render_dataset(results_frame(_rows()), "toy")
     assert "##" not in text and "swap/acc_head3 [judge-x] ↑" in text and "mse/frame0 ↓" in text
 
 
 def test_numbered_keys_are_in_numeric_order():
     rows = [_row("alpha", 0, "mse", f"mse/frame{t}", 0.1, False) for t in (10, 2, 0, 1)]
-    text = render_dataset(_frame(rows), "toy", metric_order=["mse"], headlines={"mse": set()})
+    text = render_dataset(results_frame(rows), "toy", metric_order=["mse"], headlines={"mse": set()})
     header = next(line for line in text.splitlines() if "frame" in line)
     positions = [header.index(f"frame{t} ") for t in (0, 1, 2, 10)]
     assert positions == sorted(positions)
@@ -67,14 +67,14 @@ def test_one_judge_key_with_two_weights_is_refused_and_one_is_shown_by_its_key()
     from seqbench.leaderboard import MixedVersionsError
 
     same = [_row(m, 0, "judge", "swap/joint", 0.5, True, "judge-x@aaaa1111") for m in ("alpha", "beta")]
-    text = render_dataset(_frame(same), "toy")
+    text = render_dataset(results_frame(same), "toy")
     assert "swap/joint [judge-x] ↑" in text and "evaluation model weights judge-x@aaaa1111" in text
     retrained = same[:1] + [_row("beta", 0, "judge", "swap/joint", 0.5, True, "judge-x@bbbb2222")]
     with pytest.raises(MixedVersionsError, match="judge-x@aaaa1111, judge-x@bbbb2222.*share SEQBENCH_CACHE"):
-        render_dataset(_frame(retrained), "toy")
+        render_dataset(results_frame(retrained), "toy")
     unrecorded = same[:1] + [_row("beta", 0, "judge", "swap/joint", 0.5, True, "judge-x")]  # before weights were kept
     with pytest.raises(MixedVersionsError, match="evaluation models judge-x, judge-x@aaaa1111"):
-        render_dataset(_frame(unrecorded), "toy")
+        render_dataset(results_frame(unrecorded), "toy")
 
 
 def test_paper_reported_rows_get_their_own_section_and_are_never_ranked(tmp_path):

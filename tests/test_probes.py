@@ -114,13 +114,13 @@ def _rows(converged):
 
 
 def test_the_leaderboard_marks_models_that_were_not_on_their_plateau():
-    from seqbench.leaderboard import _frame, render_dataset
+    from seqbench.leaderboard import results_frame, render_dataset
 
-    text = render_dataset(_frame(_rows({"flat": True, "rising": False, "unknown": None})), "d")
+    text = render_dataset(results_frame(_rows({"flat": True, "rising": False, "unknown": None})), "d")
     lines = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
     assert {"flat (2 seeds)", "rising (2 seeds) †", "unknown (2 seeds) ?"} <= lines
     assert "† a seed's model was not on its plateau" in text and "? a seed's model has no learning curve" in text
-    text = render_dataset(_frame(_rows({"flat": True})), "d")
+    text = render_dataset(results_frame(_rows({"flat": True})), "d")
     assert "†" not in text and "no learning curve" not in text
 
 
