@@ -134,20 +134,15 @@ class JudgeAccuracy(Metric):
     def evaluate(self, method, data: EvalData, ctx: EvalContext) -> dict[str, MetricValue]:
         import dataclasses
 
-        from seqbench.judges import judge_config_for, load_judge
+        from seqbench.judges import judge_config_for
 
         opts, judge_overrides = self._options()
         spec = data.spec
         self._kinds = {label.name: label.kind for label in spec.labels}
         config = judge_config_for(spec, judge_overrides, ctx.profile)
-        judges = [ctx.memo(f"judge:{spec.fingerprint}:{config}:{opts['weights']}",
-                           lambda: load_judge(spec, data.train, data.test, device=ctx.device, config=config,
-                                              weights=opts["weights"]))]
-        for member in range(1, int(opts["ensemble"])):
-            member_config = dataclasses.replace(config, seed=config.seed + member)
-            judges.append(ctx.memo(f"judge:{spec.fingerprint}:{member_config}:train",
-                                   lambda c=member_config: load_judge(spec, data.train, data.test, device=ctx.device,
-                                                                      config=c, weights="train")))
+        judges = [ctx.judge(data, config, opts["weights"])]
+        for member in range(1, int(opts["ensemble"])):  # ensemble members: the recipe with seeds 1..K-1, trained
+            judges.append(ctx.judge(data, dataclasses.replace(config, seed=config.seed + member), "train"))
         codes = encode_split(method, data.test, ctx.batch_size, ctx.device)
         decodes = _Decodes(method, data, ctx)
         per_judge: list[dict[str, MetricValue]] = [{} for _ in judges]
