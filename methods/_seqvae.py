@@ -79,10 +79,7 @@ class SeqVAEMethod(Method):
     config: SeqVAEConfig
 
     def __init__(self, config: SeqVAEConfig, spec: DataSpec):
-        super().__init__(config, spec)
-        reason = self.supports(spec)
-        if reason:
-            raise ConfigError(reason)
+        super().__init__(config, spec)  # refuses a spec that supports() rejects
         c = config
         self.output = resolve_output(c.decoder_output, spec, owner=self.name)
         self.vae = SequentialVAE(spec, s_dim=c.s_dim, d_dim=c.d_dim, g_dim=c.g_dim, rnn_size=c.rnn_size,

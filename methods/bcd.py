@@ -229,10 +229,7 @@ class BCD(Method):
     config: BCDConfig
 
     def __init__(self, config: BCDConfig, spec: DataSpec):
-        super().__init__(config, spec)
-        reason = self.supports(spec)
-        if reason:
-            raise ConfigError(reason)
+        super().__init__(config, spec)  # refuses a spec that supports() rejects
         c = config
         ch = spec.channels
         factor = 2 ** (len(c.channel_mult) - 1) * c.patch_size

@@ -151,10 +151,7 @@ class DBSE(Method):
     config: DBSEConfig
 
     def __init__(self, config: DBSEConfig, spec: DataSpec):
-        super().__init__(config, spec)
-        reason = self.supports(spec)
-        if reason:
-            raise ConfigError(reason)
+        super().__init__(config, spec)  # refuses a spec that supports() rejects
         c = config
         self.output = self.resolve_output(c.decoder_output, spec)
         self.encoder = frame_encoder(spec, c.g_dim, base=c.base_channels, hidden=c.audio_hidden)

@@ -216,10 +216,7 @@ class DiffSDA(Method):
     config: DiffSDAConfig
 
     def __init__(self, config: DiffSDAConfig, spec: DataSpec):
-        super().__init__(config, spec)
-        reason = self.supports(spec)
-        if reason:
-            raise ConfigError(reason)
+        super().__init__(config, spec)  # refuses a spec that supports() rejects
         c = config
         self.audio = spec.modality == "audio"
         self.space = self.resolve_space(c.space, spec)

@@ -172,10 +172,7 @@ class DiViD(Method):
     config: DiViDConfig
 
     def __init__(self, config: DiViDConfig, spec: DataSpec):
-        super().__init__(config, spec)
-        reason = self.supports(spec)
-        if reason:
-            raise ConfigError(reason)
+        super().__init__(config, spec)  # refuses a spec that supports() rejects
         c = config
         ch = spec.channels
         self.image_encoder = UNetEncoder(ch, c.enc_embed_channels, base=c.enc_base, channel_mult=c.enc_mult,

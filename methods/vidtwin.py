@@ -156,10 +156,7 @@ class VidTwin(Method):
     config: VidTwinConfig
 
     def __init__(self, config: VidTwinConfig, spec: DataSpec):
-        super().__init__(config, spec)
-        reason = self.supports(spec)
-        if reason:
-            raise ConfigError(reason)
+        super().__init__(config, spec)  # refuses a spec that supports() rejects
         c = config
         p = c.patch_size
         if spec.height % p or spec.width % p:

@@ -16,7 +16,7 @@ from torch import nn
 from .config import MethodConfig
 # Batch is produced by the data (SplitData.batch) and lives with it; re-exported for methods that import it here.
 from .data import Batch, SplitData
-from .errors import NotApplicable
+from .errors import ConfigError, NotApplicable
 from .types import DataSpec, Factors
 
 __all__ = ["Batch", "Method"]
@@ -39,6 +39,9 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self, config: MethodConfig, spec: DataSpec):
         super().__init__()
+        reason = type(self).supports(spec)
+        if reason:  # plan() already refused such a run; this guards a method built by hand
+            raise ConfigError(reason)
         self.config = config
         self.spec = spec
         # Set by the trainer before every step so schedules (KL annealing, warm-ups) can read it.
