@@ -13,10 +13,11 @@ from typing import Any
 
 from .. import __version__
 from ..log import ProgressLog, logger
+from ..model_store import StoredModel
 from ..plugins import Plugins
 from ..probes import build_probe_set, summarise_history
 from ..run_types import ModelUnit, RunInfo, RunOptions
-from ..utils import atomic_write_text, cache_root, file_lock, git_sha, quarantine, zip_readable
+from ..utils import atomic_write_text, cache_root, git_sha, quarantine, zip_readable
 from .plan import Planner
 
 HISTORY_FILE = "history.json"  # beside a cached model.pt: the training history (learning curves)
@@ -55,6 +56,12 @@ class ModelStore:
         """``<cache>/models/<method>/<model_key>``: everything cached about one trained model."""
         return cache_root() / "models" / unit.method / unit.model_key
 
+    def stored(self, unit: ModelUnit) -> StoredModel:
+        """The unit's ``model.pt`` + ``meta.json`` (:class:`~seqbench.model_store.StoredModel`), locked by
+        ``.lock`` in the same folder, beside the trainer's checkpoints and the learning curves."""
+        workdir = self.model_dir(unit)
+        return StoredModel(workdir, workdir / ".lock")
+
     def load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
         """The unit's cached model, or train it; two processes sharing a cache never train one model twice.
 
@@ -63,42 +70,35 @@ class ModelStore:
         """
         from ..trainer import distributed_context
 
-        workdir = self.model_dir(unit)
+        stored = self.stored(unit)
         if distributed_context()[1] > 1:
             return self._load_or_train(run, unit, device)
-        lock = workdir / ".lock"
 
         def waiting() -> None:
-            logger.info(f"{unit.label}: waiting for {lock}: another seqbench process is training this model; "
-                      f"its result will be reused")
+            logger.info(f"{unit.label}: waiting for {stored.lock_path}: another seqbench process is training this "
+                        f"model; its result will be reused")
 
-        with file_lock(lock, on_wait=waiting):
+        with stored.lock(waiting):
             return self._load_or_train(run, unit, device)
 
     def load_cached_model(self, unit: ModelUnit, device):
         """The unit's trained model from the cache, in eval mode, or ``None`` if it was never trained."""
         import torch
 
-        if not (self.model_dir(unit) / "model.pt").exists():
+        if not self.stored(unit).exists():
             return None
         torch.manual_seed(unit.seed)
         return self._load_state(self.plugins.methods.get(unit.method)(unit.config, unit.spec), unit, device)
 
     def _load_state(self, method, unit: ModelUnit, device):
         """``method`` with the cached weights loaded; ``None`` (an unreadable file set aside) if there are none."""
-        import torch
-
-        final = self.model_dir(unit) / "model.pt"
-        if not final.exists():
-            return None
-        try:
-            state = torch.load(final, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated or corrupt: set it aside, retrain (resuming from a checkpoint)
-            quarantine(final, exc)
+        stored = self.stored(unit)
+        state = stored.load_state()  # None: never trained, or unreadable and set aside (retrain, resuming)
+        if state is None:
             return None
         method.load_state_dict(state)
         method.to(device).eval()
-        logger.info(f"{unit.label}: reusing cached model {final.parent}")
+        logger.info(f"{unit.label}: reusing cached model {stored.folder}")
         return method
 
     def _load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
@@ -113,7 +113,6 @@ class ModelStore:
         torch.manual_seed(unit.seed)
         method = cls(unit.config, unit.spec)
         workdir = self.model_dir(unit)
-        final = workdir / "model.pt"
         if not self.options.retrain:
             cached = self._load_state(method, unit, device)
             if cached is not None:
@@ -149,9 +148,6 @@ class ModelStore:
         result = trainer.fit()
         if not lead:
             return method
-        from ..utils import atomic_torch_save
-
-        atomic_torch_save(method.state_dict(), final)
         meta = {"method": unit.method, "method_version": unit.method_version, "dataset": unit.dataset,
                 "fingerprint": unit.spec.fingerprint, "seed": unit.seed, "config": unit.config.to_dict(),
                 "seqbench_version": __version__, "git_sha": git_sha(), "device": str(device),
@@ -160,7 +156,7 @@ class ModelStore:
                 "curve": summarise_history(result.history),
                 "train_wall_s": result.wall_s, "resumed_from": result.resumed_from,
                 "train_clips": len(train), "val_clips": len(val)}
-        atomic_write_text(workdir / "meta.json", json.dumps(meta, indent=2))
+        self.stored(unit).publish(method.state_dict(), meta)
         # The learning curves beside the model: training losses, validation losses (live and EMA), the
         # method's validation diagnostics (usage/...) and the probe metrics (curve/...) at every logged step.
         atomic_write_text(workdir / HISTORY_FILE, json.dumps(result.history, default=float))
@@ -174,8 +170,8 @@ class ModelStore:
         """The plateau summary the trainer's probes left in the model's ``meta.json`` (``{}`` if none)."""
         memo = self._curve_summaries
         if unit.model_key not in memo:
-            try:
-                memo[unit.model_key] = json.loads((self.model_dir(unit) / "meta.json").read_text()).get("curve") or {}
-            except (OSError, json.JSONDecodeError):
+            meta = self.stored(unit).read_meta()
+            if meta is None:
                 return {}  # not trained yet: ask again later
+            memo[unit.model_key] = meta.get("curve") or {}
         return memo[unit.model_key]
