@@ -29,13 +29,11 @@ contributors), licensed CC-BY-SA 3.0 / GPL 3.0. Prepared data inherits these lic
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
-import re
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -332,9 +330,9 @@ class Sprites(PreparedFolderDataset):
                               f"Found: {', '.join(found) or 'nothing'}")
         start = time.perf_counter()
         if fmt == "sheets":
-            meta = self._from_sheets(source, target)
+            self._from_sheets(source, target)
         else:
-            meta = self._from_arrays(source, target, fmt)
+            self._from_arrays(source, target, fmt)
         log.info("prepared %s from %s (%s) in %.1f s", NAME, source, fmt, time.perf_counter() - start)
         self.reset()
         return target
