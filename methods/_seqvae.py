@@ -30,7 +30,7 @@ import torch
 
 from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
-from seqbench.method import Batch, Method
+from seqbench.method import ObjectiveMethod
 from seqbench.nn.contrastive import mws_mutual_information
 from seqbench.nn.dataspace import (DECODER_OUTPUTS, dcgan_unsupported, from_model_space, resolve_output,
                                    to_model_space)
@@ -70,7 +70,7 @@ class SeqVAEConfig(MethodConfig):
             raise ConfigError(f"{owner}.nce_tau={self.nce_tau}: the temperature must be positive (paper: 0.5)")
 
 
-class SeqVAEMethod(Method):
+class SeqVAEMethod(ObjectiveMethod):
     """A :class:`SequentialVAE` behind the method contract; subclasses add :meth:`extra_losses`."""
 
     modalities: ClassVar[tuple[str, ...]] = ("video", "audio")
@@ -123,13 +123,9 @@ class SeqVAEMethod(Method):
         return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}
 
     # -- the method contract ----------------------------------------------------------------
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.losses(batch.x)
-
-    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The full objective with noise seeded by the batch's first item (see the module docstring)."""
-        seed = int(batch.index[0]) if batch.index.numel() else 0
-        return self.losses(batch.x, full=True, generator=torch.Generator().manual_seed(seed))
+    def validation_losses(self, x: torch.Tensor, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The full objective (see the module docstring)."""
+        return self.losses(x, full=True, generator=generator)
 
     def encode(self, x: torch.Tensor) -> Factors:
         post = self.vae.posterior(self.to_model_space(x.float()))

@@ -106,7 +106,7 @@ from torch import nn
 from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
-from seqbench.method import Batch, Method
+from seqbench.method import Batch, Method, ObjectiveMethod
 from seqbench.nn.dataspace import from_model_space, to_model_space
 from seqbench.nn.diffusion import DDPMSchedule, ddim_sample, ddim_timesteps
 from seqbench.nn.distributions import randn
@@ -212,7 +212,7 @@ class BCDConfig(MethodConfig):
         return self.groups * math.log2(self.num_codes)
 
 
-class BCD(Method):
+class BCD(ObjectiveMethod):
     """Content queries + bitrate-limited motion codes conditioning a diffusion decoder (module docstring)."""
 
     name: ClassVar[str] = "bcd"
@@ -351,14 +351,9 @@ class BCD(Method):
         self._usage.append(usage)
 
     # -- the method contract -----------------------------------------------------------------
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.losses(batch.x)
-
-    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The autoencoder's loss (denoising + quantizer; no prior NLL, see the module notes), with noise
-        seeded by the batch's first item so checkpoints compare on equal draws."""
-        seed = int(batch.index[0]) if batch.index.numel() else 0
-        out = self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
+    def validation_losses(self, x: torch.Tensor, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The autoencoder's loss (denoising + quantizer; no prior NLL, see the module notes)."""
+        out = self.losses(x, generator=generator)
         out["loss"] = out["denoise_mse"] + out["vq"]
         return out
 

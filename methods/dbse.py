@@ -55,7 +55,7 @@ from torch import nn
 from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
-from seqbench.method import Batch, Method
+from seqbench.method import Method, ObjectiveMethod
 from seqbench.nn import (GaussianHead, LSTMDynamicsPrior, frame_decoder, frame_encoder, kl_normal, randn,
                          reparameterize)
 from seqbench.nn.dataspace import (DECODER_OUTPUTS, dcgan_unsupported, from_model_space, resolve_output,
@@ -137,7 +137,7 @@ def cyclic_kl_weight(step: int, total_steps: int, cycles: int, ramp: float) -> f
     return min(1.0, phase / ramp)
 
 
-class DBSE(Method):
+class DBSE(ObjectiveMethod):
     """DBSE: static code from the first frame, dynamics from residuals to it (see the module docstring)."""
 
     name: ClassVar[str] = "dbse"
@@ -234,14 +234,6 @@ class DBSE(Method):
                 "kl_f": kl_f.detach(), "kl_z": kl_z.detach()}
 
     # -- the method contract ----------------------------------------------------------------
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.losses(batch.x)
-
-    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Training losses with noise seeded by the batch's first item, so checkpoints compare on equal draws."""
-        seed = int(batch.index[0]) if batch.index.numel() else 0
-        return self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
-
     def encode(self, x: torch.Tensor) -> Factors:
         f_mean, _, z_mean, _ = self.posterior(self.to_model_space(x.float()), frame0_noise=False)
         return Factors(static=f_mean, dynamic=z_mean)

@@ -95,7 +95,7 @@ from torch import nn
 from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
-from seqbench.method import Batch, Method
+from seqbench.method import Batch, Method, ObjectiveMethod
 from seqbench.nn import (EDMPrecond, FactorNorm, LatentDiffusionPrior, MLPDenoiser, UNet, UNetEncoder, VQAEConfig,
                          VQAutoencoder, edm_heun_invert, edm_heun_sample, edm_sigma_steps, edm_training_sigmas,
                          heun_nfe, load_or_train_vqae, randn, usage_report)
@@ -199,7 +199,7 @@ class DiffSDAConfig(MethodConfig):
                           num_codes=self.vq_codes, steps=self.vq_steps, batch_size=self.vq_batch_size)
 
 
-class DiffSDA(Method):
+class DiffSDA(ObjectiveMethod):
     """Sequential semantic encoder + frame-wise AdaGN EDM denoiser (see the module docstring)."""
 
     name: ClassVar[str] = "diffsda"
@@ -411,14 +411,6 @@ class DiffSDA(Method):
         return {"loss": denoise + c.prior_weight * prior, "denoise": denoise.detach(), "prior": prior.detach()}
 
     # -- the method contract -----------------------------------------------------------------
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.losses(batch.x)
-
-    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Training losses with noise seeded by the batch's first item, so checkpoints compare on equal draws."""
-        seed = int(batch.index[0]) if batch.index.numel() else 0
-        return self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
-
     def encode(self, x: torch.Tensor) -> Factors:
         s, d = self.semantic(self.to_model_space(x))
         return Factors(static=s, dynamic=d)

@@ -85,7 +85,7 @@ from torch import nn
 from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
-from seqbench.method import Batch, Method
+from seqbench.method import Batch, Method, ObjectiveMethod
 from seqbench.nn import (DDPMSchedule, FactorNorm, TokenSelfAttention, UNet, UNetEncoder, ddim_sample, ddpm_sample,
                          ddpm_usage_report, orthogonality_loss, randn)
 from seqbench.nn.diffusion import ddim_timesteps
@@ -157,7 +157,7 @@ class DiViDConfig(MethodConfig):
             raise ConfigError(f"divid.loss_frames={self.loss_frames}: must be positive or None (all frames)")
 
 
-class DiViD(Method):
+class DiViD(ObjectiveMethod):
     """First-frame static token, residual dynamic tokens, cross-attention DDPM decoder (module docstring)."""
 
     name: ClassVar[str] = "divid"
@@ -270,14 +270,6 @@ class DiViD(Method):
         return abar.sqrt() * out + (1 - abar).sqrt() * x_t.float()
 
     # -- the method contract -----------------------------------------------------------------
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.losses(batch.x)
-
-    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Training losses with noise seeded by the batch's first item, so checkpoints compare on equal draws."""
-        seed = int(batch.index[0]) if batch.index.numel() else 0
-        return self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
-
     def validation_diagnostics(self, batch: Batch) -> dict[str, float]:
         """Factor usage (:func:`seqbench.nn.usage_report`): one-step ``x_0`` error at t = T-1 and 0.7 T with
         the true ``[s, d_t]``, ``s`` shuffled and ``d`` shuffled, clip-shared noise fixed by seed 0."""

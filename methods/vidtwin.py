@@ -73,7 +73,7 @@ from torch import nn
 from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
-from seqbench.method import Batch, Method
+from seqbench.method import Method, ObjectiveMethod
 from seqbench.nn.dataspace import from_model_space, to_model_space
 from seqbench.nn.distributions import kl_normal, randn, reparameterize
 from seqbench.nn.embeddings import sinusoidal_embedding
@@ -141,7 +141,7 @@ def image_gradient_loss(error: torch.Tensor) -> torch.Tensor:
             + (error[..., 1:, :] - error[..., :-1, :]).abs().mean())
 
 
-class VidTwin(Method):
+class VidTwin(ObjectiveMethod):
     """Structure latent (Q-Former over time) + height/width-averaged dynamics latents (module docstring)."""
 
     name: ClassVar[str] = "vidtwin"
@@ -287,14 +287,6 @@ class VidTwin(Method):
                 "kl_dynamics": kl_d.detach()}
 
     # -- the method contract -----------------------------------------------------------------
-    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.losses(batch.x)
-
-    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Training losses with posterior noise seeded by the batch's first item (comparable checkpoints)."""
-        seed = int(batch.index[0]) if batch.index.numel() else 0
-        return self.losses(batch.x, generator=torch.Generator().manual_seed(seed))
-
     def encode(self, x: torch.Tensor) -> Factors:
         post = self.posteriors(self.to_model_space(x))
         dynamic = torch.cat([post["dyn_w"][0].flatten(2), post["dyn_h"][0].flatten(2)], dim=-1)

@@ -19,7 +19,7 @@ from .data import Batch, SplitData
 from .errors import ConfigError, NotApplicable
 from .types import DataSpec, Factors
 
-__all__ = ["Batch", "Method"]
+__all__ = ["Batch", "Method", "ObjectiveMethod"]
 
 
 class Method(nn.Module, metaclass=abc.ABCMeta):
@@ -120,3 +120,28 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         for b in self.buffers():
             return b.device
         return torch.device("cpu")
+
+
+class ObjectiveMethod(Method):
+    """A method whose training objective is one function, ``losses(x, *, generator=None)``.
+
+    Training draws its noise (posterior samples, diffusion noise and times) from the global RNG;
+    validation draws it from a generator seeded by the batch's first item, so every checkpoint is
+    validated on the same draws and their losses compare. :meth:`validation_losses` is what a method
+    overrides to select on another quantity (the full objective, a part of it).
+    """
+
+    @abc.abstractmethod
+    def losses(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The losses of clips ``x``; ``loss`` is what the trainer minimises, the rest is logged."""
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.losses(batch.x)
+
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        seed = int(batch.index[0]) if batch.index.numel() else 0
+        return self.validation_losses(batch.x, generator=torch.Generator().manual_seed(seed))
+
+    def validation_losses(self, x: torch.Tensor, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Validation losses under the seeded ``generator``; the training losses by default."""
+        return self.losses(x, generator=generator)

@@ -1,4 +1,8 @@
-"""The training loop the framework owns, so every method is trained under one protocol.
+"""The training loop the framework owns, so every model is trained under one protocol.
+
+One loop for everything that learns: the methods (:class:`Trainer`), and through :func:`fit_model`
+the evaluation models the metrics use (judges, learned backends) and the VQ autoencoder of the latent
+methods.
 
 Device placement, seeding, the optimizer and scheduler from the method's config, gradient
 clipping, EMA, mixed precision on CUDA, a NaN/inf guard, periodic checkpoints with exact resume
@@ -31,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -152,13 +156,41 @@ def build_scheduler(config: MethodConfig, optimizer: torch.optim.Optimizer, step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-class Trainer:
-    """Trains one method on one dataset split with one seed, in ``workdir``."""
+class Trainable(Protocol):
+    """What the :class:`Trainer` trains: a :class:`~seqbench.method.Method`, or an evaluation model
+    wrapped by :func:`fit_model` (judges, learned backends, the VQ autoencoder)."""
 
-    def __init__(self, method: Method, train: SplitData, val: SplitData, *, device: torch.device, seed: int,
+    config: MethodConfig
+    name: str
+    global_step: int
+    total_steps: int
+
+    def training_step(self, batch: Any) -> dict[str, torch.Tensor]: ...
+    def validation_step(self, batch: Any) -> dict[str, torch.Tensor]: ...
+    def prepare(self, train: SplitData) -> None: ...
+    def train_statistics(self) -> dict[str, float]: ...
+    def validation_diagnostics(self, batch: Any) -> dict[str, float]: ...
+    def grad_clip_groups(self) -> list[list[nn.Parameter]]: ...
+
+
+class Trainer:
+    """Trains one method (any :class:`Trainable`) on one dataset split with one seed, in ``workdir``.
+
+    The defaults are a method's: batches are ``train.batch(index)``, the validation loss is the mean
+    of ``validation_step`` over the validation clips, and training is data parallel under
+    ``torchrun``. An evaluation model (:func:`fit_model`) replaces ``make_batch(train, index)`` (a
+    batch of targets a :class:`~seqbench.data.Batch` lacks), ``val_loss(val)`` (a score of the whole
+    split, negated), stops early once the validation loss reaches ``stop_below``, and trains in one
+    process (``distributed=False``: it is fitted on first use, possibly on one rank only).
+    """
+
+    def __init__(self, method: Trainable, train: SplitData, val: SplitData, *, device: torch.device, seed: int,
                  workdir: Path, progress: bool = True, desc: str = "",
                  on_log: Callable[[int, dict[str, float]], None] | None = None, val_max_clips: int = 512,
-                 probe: Callable[[Method], dict[str, float]] | None = None):
+                 probe: Callable[[Any], dict[str, float]] | None = None,
+                 make_batch: Callable[[SplitData, np.ndarray], Any] | None = None,
+                 val_loss: Callable[[SplitData], float] | None = None, stop_below: float | None = None,
+                 distributed: bool = True):
         self.method = method.to(device)
         self.config: MethodConfig = method.config
         self.train, self.val = train, val
@@ -181,6 +213,8 @@ class Trainer:
                                                            use_buffers=False)
         self.use_amp = bool(self.config.amp) and device.type == "cuda"
         self.selected = "live"  # which weights the best checkpoint holds
+        self.make_batch, self.val_loss, self.stop_below = make_batch, val_loss, stop_below
+        self.distributed = distributed
 
     # -- checkpoints -----------------------------------------------------------------------
     def _state(self, step: int, best_val: float | None, best_step: int, history: list[dict[str, float]],
@@ -234,6 +268,9 @@ class Trainer:
         """
         if len(self.val) == 0:
             return None
+        if self.val_loss is not None:
+            with self._evaluating(weights):
+                return float(self.val_loss(self.val))
         total, count = 0.0, 0
         n = min(len(self.val), self.val_max_clips)
         with self._evaluating(weights):
@@ -285,10 +322,11 @@ class Trainer:
         return {**{f"curve/{k}": float(v) for k, v in values.items()}, "curve/train_s": float(train_s)}
 
     # -- the loop --------------------------------------------------------------------------
+    @torch.enable_grad()  # an evaluation model may be fitted on first use inside a metric's no_grad
     def fit(self) -> TrainResult:
         from tqdm.auto import tqdm
 
-        rank, world = distributed_context()
+        rank, world = distributed_context() if self.distributed else (0, 1)
         lead = rank == 0
         self.workdir.mkdir(parents=True, exist_ok=True)
         ckpt_path = self.workdir / CHECKPOINT
@@ -327,17 +365,22 @@ class Trainer:
                 index = batch_indices(len(self.train), self.config.batch_size, self.seed, step)
                 if world > 1:
                     index = index[rank::world]
-                batch = self.train.batch(index).to(self.device)
+                if self.make_batch is not None:
+                    batch = self.make_batch(self.train, index)
+                else:
+                    batch = self.train.batch(index).to(self.device)
                 self.method.global_step = step
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                     losses = self.method.training_step(batch)
                 loss = losses["loss"]
                 if not self._all_finite(loss, world):
                     parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+                    fix = (f"Lower the learning rate (--set {self.method.name}.lr=...) or set a gradient clip "
+                           f"(--set {self.method.name}.grad_clip=1.0)." if isinstance(self.method, Method)
+                           else "Lower its learning rate.")
                     raise TrainingDivergedError(
-                        f"{self.desc}: loss is {float(loss)} at step {step} ({parts}). The cell is stopped. "
-                        f"Lower the learning rate (--set {self.method.name}.lr=...) or set a gradient clip "
-                        f"(--set {self.method.name}.grad_clip=1.0).")
+                        f"{self.desc}: loss is {float(loss.detach())} at step {step} ({parts}). Training is "
+                        f"stopped. {fix}")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if world > 1:
@@ -382,6 +425,8 @@ class Trainer:
                             best_val, best_step, self.selected = val, step, name
                             atomic_torch_save(weights if weights is not None else self.method.state_dict(),
                                               self.workdir / BEST)
+                        if self.stop_below is not None and val is not None and val <= self.stop_below:
+                            break  # early stop (evaluation models: the target score is reached)
                 if step % max(1, self.config.checkpoint_every) == 0 or step == self.steps:
                     if lead:
                         atomic_torch_save(self._state(step, best_val, best_step, history, train_s()), ckpt_path)
@@ -394,7 +439,7 @@ class Trainer:
         # Model selection: the weights with the lowest validation loss (never the test split).
         self.method.load_state_dict(torch.load(self.workdir / BEST, map_location=self.device, weights_only=True))
         self.method.eval()
-        return TrainResult(self.steps, best_step, best_val, time.perf_counter() - start, resumed_from, history,
+        return TrainResult(step, best_step, best_val, time.perf_counter() - start, resumed_from, history,
                            self.selected, self.probe_s)
 
     # -- data parallel ---------------------------------------------------------------------
@@ -451,10 +496,11 @@ class Trainer:
 
 
 # ------------------------------------------------------------------ evaluation models (judges, backends)
-# The Trainer above trains a Method (checkpoints, resume, EMA, DDP, probes); fit_model trains the small
-# supervised evaluation models the metrics use, with the same batch order (batch_indices) and
-# selection of the best validation score - they are fitted once per dataset and cached whole
-# (seqbench.model_store), so they need neither resume nor EMA.
+# The small supervised models the metrics use (judges, learned backends) and the VQ autoencoder of the
+# latent methods train through the same Trainer, wrapped by fit_model: the same batch order
+# (batch_indices), NaN guard, optimizer, selection on validation and progress lines. They are fitted
+# once per dataset and cached whole (seqbench.model_store), so they train in a temporary folder
+# (no resume) without EMA, in one process, and never touch the caller's RNG.
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -473,6 +519,13 @@ class FitConfig:
     val_fraction: float = 0.1
     seed: int = 0
 
+    def training_config(self) -> MethodConfig:
+        """The :class:`~seqbench.config.MethodConfig` the Trainer reads: constant learning rate, no
+        clipping or EMA, one checkpoint at the end, the loss logged every step (progress lines)."""
+        return MethodConfig(optimizer="adam", lr=self.lr, betas=tuple(self.betas), batch_size=self.batch_size,
+                            steps=self.max_steps, scheduler="constant", checkpoint_every=self.max_steps,
+                            val_every=self.val_every, val_fraction=self.val_fraction, log_every=1)
+
 
 @dataclass
 class FitResult:
@@ -482,65 +535,88 @@ class FitResult:
     wall_s: float
     train_items: int
     val_items: int
+    final_loss: float = math.nan  # the training loss of the last step
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+class _Supervised(nn.Module):
+    """An evaluation model and its loss as a :class:`Trainable`."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: MethodConfig,
+                 name: str):
+        super().__init__()
+        self.model, self.loss_fn, self.config, self.name = model, loss_fn, config, name
+        self.global_step, self.total_steps = 0, config.steps
+
+    def training_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss_fn(self.model, batch)}
+
+    validation_step = training_step
+
+    def prepare(self, train: SplitData) -> None:
+        pass
+
+    def train_statistics(self) -> dict[str, float]:
+        return {}
+
+    def validation_diagnostics(self, batch: Any) -> dict[str, float]:
+        return {}
+
+    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
+        return [[p for p in self.parameters() if p.requires_grad]]
+
+
 def fit_model(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-              score_fn: Callable[[nn.Module, SplitData], float], data: SplitData, config: FitConfig,
+              score_fn: Callable[[nn.Module, SplitData], float] | None, data: SplitData, config: FitConfig,
               device: torch.device, *, desc: str = "model", log: Callable[[str], None] | None = None,
               make_batch: Callable[[SplitData, np.ndarray], Any] | None = None) -> FitResult:
-    """Train ``model`` on ``data`` minus a validation part carved from it (by identity when known).
+    """Train ``model`` with the :class:`Trainer` on ``data`` minus a validation part carved from it
+    (by identity when known).
 
     ``loss_fn(model, batch)`` returns the loss of a batch: by default a
     :class:`~seqbench.method.Batch` already on ``device``, or whatever ``make_batch(train_part,
     index)`` builds (for targets a Batch lacks, such as keypoints);
-    ``score_fn(model, split)`` (model in eval mode, under no_grad) scores a split,
-    higher is better. Batches follow :func:`seqbench.trainer.batch_indices`, a pure function of
-    (seed, step), so the result depends only on the data, the config and the device's arithmetic.
+    ``score_fn(model, split)`` (model in eval mode, under no_grad) scores a split, higher is better;
+    ``None`` trains without validation and keeps the last weights. Batches follow
+    :func:`seqbench.trainer.batch_indices`, a pure function of (seed, step), and the RNG is seeded
+    from ``config.seed`` inside a fork of the caller's, so the result depends only on the data, the
+    config and the device's arithmetic - never on what ran before.
     """
-    train, val = carve_validation(data, config.val_fraction, seed=config.seed)
-    if len(val) == 0:
-        raise ConfigError(f"{desc}: val_fraction={config.val_fraction} leaves no validation items out of "
-                          f"{len(data)}; use a positive val_fraction and a larger train split")
-    torch.manual_seed(config.seed)
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
-    best_state, best_val, best_step = None, -float("inf"), 0
-    start, step = time.perf_counter(), 0
+    import tempfile
+
+    if score_fn is None:
+        train, val = data, data.subset(np.arange(0))
+    else:
+        train, val = carve_validation(data, config.val_fraction, seed=config.seed)
+        if len(val) == 0:
+            raise ConfigError(f"{desc}: val_fraction={config.val_fraction} leaves no validation items out of "
+                              f"{len(data)}; use a positive val_fraction and a larger train split")
+    wrapped = _Supervised(model, loss_fn, config.training_config(), desc)
     progress = ProgressLog(f"{desc}: training", config.max_steps, fractions=0, emit=log) if log else None
-    while step < config.max_steps:
-        index = batch_indices(len(train), config.batch_size, config.seed, step)
-        batch = make_batch(train, index) if make_batch else train.batch(index).to(device)
-        with torch.enable_grad():  # evaluators are fitted on first use, possibly inside a metric's no_grad
-            loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"{desc}: non-finite loss {loss.item()} at step {step}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            loss.backward()
-        optimizer.step()
-        step += 1
-        if progress is not None:  # between validations: a line every interval (SEQBENCH_PROGRESS_INTERVAL)
-            progress.update(step, loss=loss.item())
-        if step % config.val_every == 0 or step == config.max_steps:
-            model.eval()
-            with torch.no_grad():
-                score = float(score_fn(model, val))
-            model.train()
-            if log:
-                elapsed = time.perf_counter() - start
-                log(f"{desc}: step {step}/{config.max_steps}, loss {loss.item():.4f}, validation score {score:.4f}"
-                    f" (target {config.target}), elapsed {format_duration(elapsed)}, "
-                    f"ETA at most {format_duration(elapsed / step * (config.max_steps - step))}")
-            if score > best_val:
-                best_val, best_step = score, step
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if config.target is not None and score >= config.target:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    start, last = time.perf_counter(), {"loss": math.nan}
+
+    def on_log(step: int, values: dict[str, float]) -> None:
+        if "loss" in values:
+            last["loss"] = values["loss"]
+            if progress is not None:  # between validations: a line every interval (SEQBENCH_PROGRESS_INTERVAL)
+                progress.update(step, loss=values["loss"])
+        if "val_loss" in values and log:
+            elapsed = time.perf_counter() - start
+            log(f"{desc}: step {step}/{config.max_steps}, loss {last['loss']:.4f}, validation score "
+                f"{-values['val_loss']:.4f} (target {config.target}), elapsed {format_duration(elapsed)}, "
+                f"ETA at most {format_duration(elapsed / step * (config.max_steps - step))}")
+
+    forked = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked), tempfile.TemporaryDirectory(prefix="seqbench-fit-") as workdir:
+        trainer = Trainer(wrapped, train, val, device=device, seed=config.seed, workdir=Path(workdir), progress=False,
+                          desc=desc, on_log=on_log, make_batch=make_batch, distributed=False,
+                          val_loss=None if score_fn is None else (lambda split: -float(score_fn(model, split))),
+                          stop_below=None if config.target is None or score_fn is None else -config.target)
+        result = trainer.fit()
     model.eval()
-    return FitResult(steps=step, best_step=best_step, best_val=best_val, wall_s=time.perf_counter() - start,
-                     train_items=len(train), val_items=len(val))
+    best_val = -result.best_val if result.best_val is not None else -math.inf
+    return FitResult(steps=result.steps, best_step=result.best_step, best_val=best_val,
+                     wall_s=time.perf_counter() - start, train_items=len(train), val_items=len(val),
+                     final_loss=last["loss"])

@@ -88,3 +88,52 @@ def test_validation_split_is_carved_by_identity(toy_plugin):
     train, val = carve_validation(data, 0.25, seed=0)
     assert len(train) + len(val) == len(data) and len(val) == 12
     assert not set(train.identity) & set(val.identity)
+
+
+def _toy_data(n=40):
+    from seqbench.data import SplitData
+
+    rng = np.random.default_rng(0)
+    return SplitData(x=rng.random((n, 2, 1, 4, 4), dtype=np.float32), labels={"y": rng.integers(0, 2, n)},
+                     identity=np.arange(n))
+
+
+def _toy_fit(score_fn, caller_seed: int, **config):
+    """A linear classifier fitted by :func:`fit_model` with the caller's RNG at ``caller_seed``; dropout
+    makes every step draw from the RNG, so any leak between the caller's stream and the fit shows."""
+    from seqbench.trainer import FitConfig, fit_model
+
+    torch.manual_seed(123)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 2))
+    ce = torch.nn.CrossEntropyLoss()
+    torch.manual_seed(caller_seed)
+    result = fit_model(model, lambda m, batch: ce(m(batch.x), batch.labels["y"]), score_fn, _toy_data(),
+                       FitConfig(max_steps=12, val_every=4, batch_size=8, **config), torch.device("cpu"))
+    return model, result, torch.rand(3)
+
+
+def test_evaluation_models_train_through_the_trainer_and_leave_the_callers_rng_alone():
+    """Judges, learned backends and the VQ autoencoder train with :func:`fit_model`, which runs the
+    Trainer (NaN guard, batch order, selection) seeded from its own config inside a fork of the RNG:
+    the weights do not depend on what ran before, and the caller's stream is not advanced."""
+    def accuracy(m, split):
+        return float((m(torch.from_numpy(np.asarray(split.x))).argmax(1).numpy() == np.asarray(split.labels["y"])).mean())
+    a, result_a, after_a = _toy_fit(accuracy, caller_seed=1)
+    b, result_b, _ = _toy_fit(accuracy, caller_seed=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    torch.manual_seed(1)
+    assert torch.equal(after_a, torch.rand(3))  # the caller's stream is where it was
+    assert result_a.steps == 12 and result_a.val_items == 4 and result_a.train_items == 36
+    assert result_a.best_val == result_b.best_val and np.isfinite(result_a.final_loss)
+    # without a score: no validation split, the last weights are kept
+    _, result_c, _ = _toy_fit(None, caller_seed=1)
+    assert result_c.val_items == 0 and result_c.train_items == 40 and result_c.steps == 12
+
+
+def test_an_evaluation_model_that_diverges_stops_with_the_step():
+    from seqbench.trainer import FitConfig, fit_model
+
+    model = torch.nn.Linear(32, 1)
+    with pytest.raises(TrainingDivergedError, match=r"probe: loss is nan at step 0.*Lower its learning rate"):
+        fit_model(model, lambda m, batch: m(batch.x.flatten(1)).mean() * float("nan"), lambda m, s: 0.0, _toy_data(),
+                  FitConfig(max_steps=4, val_every=2, batch_size=8), torch.device("cpu"), desc="probe")

@@ -22,7 +22,6 @@ reconstructions are blurrier than LDM's at equal size (stated wherever results a
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -142,31 +141,29 @@ def _untrained(channels: int, config: VQAEConfig) -> VQAutoencoder:
 
 def _train_in_place(model: VQAutoencoder, split, config: VQAEConfig, device: torch.device | str,
                     value_range: tuple[float, float], progress: bool = False) -> dict[str, float]:
+    """Adam on MSE + VQ loss through the framework's training loop (:func:`seqbench.trainer.fit_model`,
+    no validation: the last weights are kept). Each step decodes ``batch_size`` random frames of random
+    clips drawn from ``config.seed`` (with replacement, as since version 1)."""
+    from ..trainer import FitConfig, fit_model
+
     rng = np.random.default_rng(config.seed)
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.5, 0.9))
     frames = split.x.shape[1]
-    start = time.perf_counter()
-    with torch.enable_grad():
-        loss = _fit(model, opt, split, config, rng, frames, device, value_range, progress)
-    wall = time.perf_counter() - start
-    log.info("trained VQ autoencoder in %.1fs", wall)
-    return {"steps": config.steps, "final_loss": loss, "wall_s": wall}
+    device = torch.device(device)
 
+    def random_frames(train, index: np.ndarray) -> torch.Tensor:
+        rows = np.sort(rng.integers(0, len(train), config.batch_size))
+        return _frames(train, rows, rng.integers(0, frames, config.batch_size), value_range).to(device)
 
-def _fit(model, opt, split, config, rng, frames, device, value_range, progress) -> float:
-    loss = torch.zeros(())
-    for step in range(config.steps):
-        rows = np.sort(rng.integers(0, len(split), config.batch_size))
-        x = _frames(split, rows, rng.integers(0, frames, config.batch_size), value_range).to(device)
-        x_hat, q = model(x)
-        loss = F.mse_loss(x_hat, x) + q.loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress and (step % 200 == 0 or step == config.steps - 1):
-            log.info("vqae step %d/%d loss %.4f perplexity %.1f", step, config.steps, float(loss), float(q.perplexity))
-    return float(loss)
+    def loss_fn(m: VQAutoencoder, x: torch.Tensor) -> torch.Tensor:
+        x_hat, q = m(x)
+        return F.mse_loss(x_hat, x) + q.loss
+
+    fit = fit_model(model, loss_fn, None, split,
+                    FitConfig(lr=config.lr, betas=(0.5, 0.9), batch_size=config.batch_size, max_steps=config.steps,
+                              val_every=config.steps, val_fraction=0.0, seed=config.seed),
+                    device, desc="VQ autoencoder", log=log.info if progress else None, make_batch=random_frames)
+    log.info("trained VQ autoencoder in %.1fs", fit.wall_s)
+    return {"steps": fit.steps, "final_loss": fit.final_loss, "wall_s": fit.wall_s}
 
 
 def vqae_key(fingerprint: str, channels: int, config: VQAEConfig) -> dict:
