@@ -124,6 +124,12 @@ class DiViDConfig(MethodConfig):
     sampler: str = "ddim"  # ddim | ddpm (all diffusion_steps)
     sampler_steps: int = 50  # DDIM steps
     loss_frames: int | None = None
+    # An information bottleneck on the dynamic path (not in the paper; off by default): the dynamic code
+    # is ``dynamic_dim`` wide (then projected to ``token_dim`` for the context) and, in training, carries
+    # Gaussian noise of std ``dynamic_noise`` on its standardised values - a channel too narrow for the
+    # appearance the residuals e_t - e_1 of a moving sprite contain.
+    dynamic_dim: int | None = None
+    dynamic_noise: float = 0.0
 
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(token_dim=8, enc_base=8, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=16, lstm_hidden=8,
@@ -155,6 +161,10 @@ class DiViDConfig(MethodConfig):
             raise ConfigError(f"divid: 2 * lstm_hidden = {2 * self.lstm_hidden} must split into dyn_heads={self.dyn_heads}")
         if self.loss_frames is not None and self.loss_frames < 1:
             raise ConfigError(f"divid.loss_frames={self.loss_frames}: must be positive or None (all frames)")
+        if self.dynamic_dim is not None and self.dynamic_dim < 1:
+            raise ConfigError(f"divid.dynamic_dim={self.dynamic_dim}: must be positive or None (token_dim)")
+        if self.dynamic_noise < 0:
+            raise ConfigError(f"divid.dynamic_noise={self.dynamic_noise}: must be >= 0")
 
 
 class DiViD(ObjectiveMethod):
@@ -184,8 +194,10 @@ class DiViD(ObjectiveMethod):
                                             nn.Linear(c.static_hidden, c.token_dim))
         self.dynamic_lstm = nn.LSTM(feat, c.lstm_hidden, batch_first=True, bidirectional=True)
         self.dynamic_attention = TokenSelfAttention(2 * c.lstm_hidden, c.dyn_heads)
-        self.dynamic_proj = nn.Linear(2 * c.lstm_hidden, c.token_dim)
-        self.static_norm, self.dynamic_norm = FactorNorm(c.token_dim), FactorNorm(c.token_dim)
+        code_dim = c.dynamic_dim or c.token_dim
+        self.dynamic_proj = nn.Linear(2 * c.lstm_hidden, code_dim)
+        self.static_norm, self.dynamic_norm = FactorNorm(c.token_dim), FactorNorm(code_dim)
+        self.dynamic_up: nn.Module = nn.Identity() if c.dynamic_dim is None else nn.Linear(code_dim, c.token_dim)
         self.unet = UNet(ch, ch, base=c.base, channel_mult=c.channel_mult, num_res_blocks=c.num_res_blocks,
                          attn_levels=c.attn_levels, context_dim=c.token_dim, num_heads=c.num_heads,
                          transformer_depth=c.transformer_depth, dropout=c.dropout, patch_size=c.patch_size)
@@ -218,13 +230,13 @@ class DiViD(ObjectiveMethod):
         d = self.dynamic_norm(self.dynamic_proj(self.dynamic_attention(h)))
         return s, d
 
-    @staticmethod
-    def context(static: torch.Tensor, dynamic: torch.Tensor) -> torch.Tensor:
-        """Per-frame cross-attention context ``[B * T, 2, D]`` = ``[s, d_t]``."""
+    def context(self, static: torch.Tensor, dynamic: torch.Tensor) -> torch.Tensor:
+        """Per-frame cross-attention context ``[B * T, 2, D]`` = ``[s, d_t]`` (``d_t`` projected to the token
+        width when the dynamic code is narrower)."""
         if static.shape[0] != dynamic.shape[0]:
             raise ValueError(f"static codes for {static.shape[0]} sequences but dynamics for {dynamic.shape[0]}")
         frames = dynamic.shape[1]
-        return torch.stack([static[:, None].expand(-1, frames, -1), dynamic], dim=2).flatten(0, 1)
+        return torch.stack([static[:, None].expand(-1, frames, -1), self.dynamic_up(dynamic)], dim=2).flatten(0, 1)
 
     def _clip_noise(self, b: int, frames: int, frame_shape, *, like: torch.Tensor,
                     generator: torch.Generator | None) -> torch.Tensor:
@@ -239,6 +251,8 @@ class DiViD(ObjectiveMethod):
         c = self.config
         x0 = self.to_model_space(x)
         s, d = self.tokens(x0)
+        if c.dynamic_noise > 0 and self.training:
+            d = d + c.dynamic_noise * randn(d.shape, device=d.device, dtype=d.dtype, generator=generator)
         b, frames = x0.shape[:2]
         t = self.schedule.sample_timesteps(b, device=x0.device, generator=generator)
         noise = self._clip_noise(b, frames, x0.shape[2:], like=x0, generator=generator)
@@ -258,7 +272,7 @@ class DiViD(ObjectiveMethod):
             abar = self.schedule.at(self.schedule.alphas_cumprod, t_frames, target)
             target = abar.sqrt() * target - (1 - abar).sqrt() * x0.flatten(0, 1).float()
         mse = F.mse_loss(out, target)
-        ortho = orthogonality_loss(s, d)
+        ortho = orthogonality_loss(s, self.dynamic_up(d))
         return {"loss": mse + c.ortho_weight * ortho, "eps_mse": mse.detach(), "ortho": ortho.detach()}
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

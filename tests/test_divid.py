@@ -60,9 +60,28 @@ def test_static_token_reads_only_the_first_frame_and_dynamics_only_residuals():
 
 def test_context_is_static_plus_own_dynamic_token():
     s, d = torch.randn(2, 8), torch.randn(2, 3, 8)
-    ctx = DiViD.context(s, d)
+    ctx = build().context(s, d)
     assert ctx.shape == (6, 2, 8)
     assert torch.equal(ctx[4, 0], s[1]) and torch.equal(ctx[4, 1], d[1, 1])
+
+
+def test_a_dynamic_bottleneck_narrows_the_code_and_adds_noise_only_in_training():
+    """``dynamic_dim`` / ``dynamic_noise``: the dynamic code is 3 wide (the context still gets token_dim),
+    and training draws noise on it while encoding stays deterministic."""
+    model = build(dynamic_dim=3, dynamic_noise=0.5)
+    x = clips()
+    s, d = model.tokens(x)
+    assert s.shape == (2, 8) and d.shape == (2, 4, 3) and model.context(s, d).shape == (8, 2, 8)
+    assert torch.equal(model.encode(x).dynamic, model.encode(x).dynamic)
+    model.train()
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    noisy = model.losses(x, generator=g())["eps_mse"]
+    quiet = build(dynamic_dim=3, dynamic_noise=0.0)
+    quiet.load_state_dict(model.state_dict())
+    quiet.train()
+    assert not torch.equal(noisy, quiet.losses(x, generator=g())["eps_mse"])
+    model.eval(), quiet.eval()  # validation: no noise, the same losses as the noise-free model
+    assert torch.equal(model.losses(x, generator=g())["eps_mse"], quiet.losses(x, generator=g())["eps_mse"])
 
 
 def test_training_noise_is_shared_across_frames():
