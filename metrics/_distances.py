@@ -32,7 +32,7 @@ import torch
 from seqbench.backend import Backend, Embeddings, Keypoints
 from seqbench.errors import ConfigError, NotApplicable
 from seqbench.metric import EvalContext, EvalData, Metric, Requirements
-from seqbench.types import DataSpec, Factors, MetricValue
+from seqbench.types import DataSpec, Factors, MetricOutput, MetricValue
 
 from ._common import decode_batches, encode_split
 
@@ -41,6 +41,21 @@ FAMILY_DEFAULTS: dict[str, dict[str, str]] = {
     "aed": {"sprites": "sprites-identity", "faces": "dlib-identity"},
 }
 VARIANTS = ("recon", "swap")
+
+
+def distance_outputs(name: str, measure: str, swap: str, excluded: str, unit: str = "") -> tuple[MetricOutput, ...]:
+    """The keys :meth:`FrameDistanceMetric.evaluate` writes, ``<name>/<variant>`` and its failure rate,
+    declared once next to the code that writes them (both metrics share the layout).
+
+    ``measure`` names the distance, ``swap`` the swapped decode, ``excluded`` why a frame is left out.
+    """
+    suffix = f" ({unit})" if unit else ""
+    described = {"recon": f"{measure}, reconstruction{suffix}", "swap": f"{measure}, {swap}{suffix}"}
+    distances = tuple(MetricOutput(f"{name}/{variant}", False, described[variant], chance_key=f"chance/{name}/{variant}")
+                      for variant in VARIANTS)
+    failures = tuple(MetricOutput(f"{name}/{variant}_failure", False, f"fraction of frames excluded ({excluded})",
+                                  headline=False) for variant in VARIANTS)
+    return distances + failures
 
 
 class FrameDistanceMetric(Metric):

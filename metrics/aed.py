@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 import torch
 
 from seqbench.hookspecs import hookimpl
-from seqbench.types import Factors, MetricOutput
+from seqbench.types import Factors
 
-from ._distances import FrameDistanceMetric
+from ._distances import FrameDistanceMetric, distance_outputs
 
 
 class AverageEuclideanDistance(FrameDistanceMetric):
@@ -27,15 +27,8 @@ class AverageEuclideanDistance(FrameDistanceMetric):
     version = "1"
     description = "identity-embedding distance (reconstruction and static-frozen swap), per-frame, with failure rates"
     kinds: ClassVar[tuple[str, ...]] = ("identity",)
-    outputs = (
-        MetricOutput("aed/recon", False, "identity distance, reconstruction", chance_key="chance/aed/recon"),
-        MetricOutput("aed/swap", False, "identity distance, static frozen: x_a vs decode(s_a, d_b)",
-                     chance_key="chance/aed/swap"),
-        MetricOutput("aed/recon_failure", False, "fraction of frames excluded (no face on either side)",
-                     headline=False),
-        MetricOutput("aed/swap_failure", False, "fraction of frames excluded (no face on either side)",
-                     headline=False),
-    )
+    outputs = distance_outputs("aed", "identity distance", "static frozen: x_a vs decode(s_a, d_b)",
+                               "no face on either side")
 
     def distance(self, ref, gen, opts: dict[str, Any]):
         from seqbench.functional import average_euclidean_distance

@@ -20,9 +20,9 @@ import torch
 from seqbench.backends import KEYPOINT_KINDS
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
-from seqbench.types import Factors, MetricOutput
+from seqbench.types import Factors
 
-from ._distances import FrameDistanceMetric
+from ._distances import FrameDistanceMetric, distance_outputs
 
 
 class AverageKeypointDistance(FrameDistanceMetric):
@@ -37,15 +37,8 @@ class AverageKeypointDistance(FrameDistanceMetric):
         distance = self.resolved_options()["distance"]
         if distance not in ("l1", "euclidean"):
             raise ConfigError(f"metric option akd.distance={distance!r}: use l1 or euclidean")
-    outputs = (
-        MetricOutput("akd/recon", False, "keypoint distance, reconstruction (px)", chance_key="chance/akd/recon"),
-        MetricOutput("akd/swap", False, "keypoint distance, dynamics frozen: x_a vs decode(s_b, d_a) (px)",
-                     chance_key="chance/akd/swap"),
-        MetricOutput("akd/recon_failure", False, "fraction of frames excluded (detection failed on either side)",
-                     headline=False),
-        MetricOutput("akd/swap_failure", False, "fraction of frames excluded (detection failed on either side)",
-                     headline=False),
-    )
+    outputs = distance_outputs("akd", "keypoint distance", "dynamics frozen: x_a vs decode(s_b, d_a)",
+                               "detection failed on either side", unit="px")
 
     def distance(self, ref, gen, opts: dict[str, Any]):
         from seqbench.functional import average_keypoint_distance

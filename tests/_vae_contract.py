@@ -16,13 +16,14 @@ import pytest
 import torch
 
 from seqbench.cli import main
+from seqbench.config import PROFILES, MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.method import Batch
 from seqbench.results import load_results
 from seqbench.types import DataSpec, Factors
 
-__all__ = ["AUDIO", "TINY", "batch", "clips", "factory", "moving_squares", "one_thread", "video",
-           "test_audio_outside_unit_range_decodes_linearly", "test_decode_lands_in_the_value_range",
+__all__ = ["AUDIO", "TINY", "batch", "clips", "every_profile", "factory", "moving_squares", "one_thread",
+           "seeded_model", "video", "test_audio_outside_unit_range_decodes_linearly", "test_decode_lands_in_the_value_range",
            "test_encode_is_deterministic_in_eval_mode", "test_every_parameter_gets_a_gradient",
            "test_loss_decreases_when_overfitting_a_fixed_batch", "test_sample_shapes_and_generator_reproducibility",
            "test_plugin_registers", "test_shapes", "test_smoke_run_through_the_runner", "test_unsupported_frame_size_is_reported_not_crashed",
@@ -46,6 +47,20 @@ def factory(method_cls):
         torch.manual_seed(0)
         return method_cls(method_cls.Config.for_profile("smoke").with_overrides({**TINY, **overrides}), spec)
     return make
+
+
+def every_profile(config_cls: type[MethodConfig], family: str = "generic") -> dict[str, MethodConfig]:
+    """``config_cls`` resolved for each run profile: a profile whose values fail validation fails the test."""
+    return {profile: config_cls.for_profile(profile, family) for profile in PROFILES}
+
+
+def seeded_model(method_cls: type, tiny: dict, spec: DataSpec, **overrides):
+    """``method_cls`` built from its config at ``tiny`` widths (plus ``overrides``) with seed-0 weights.
+
+    A test's expected numbers then do not depend on what ran before it.
+    """
+    torch.manual_seed(0)
+    return method_cls(method_cls.Config(**{**tiny, **overrides}), spec)
 
 
 def video(size: int = 32, value_range: tuple[float, float] = (0.0, 1.0), frames: int = 4) -> DataSpec:

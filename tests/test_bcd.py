@@ -11,14 +11,13 @@ import pytest
 import torch
 
 from seqbench.cli import main
-from seqbench.config import PROFILES
 from seqbench.errors import ConfigError
 from seqbench.method import Batch
 from seqbench.methods.bcd import BCD, BCDConfig
 from seqbench.types import Factors
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the shared helpers importable
-from _vae_contract import clips, one_thread, video  # noqa: E402,F401 - one_thread: autouse, one intra-op thread
+from _vae_contract import clips, every_profile, one_thread, seeded_model, video  # noqa: E402,F401 - one_thread: autouse, one intra-op thread
 
 TINY = dict(enc_base=4, enc_mult=(1, 2), enc_channels=2, patch_size=2, dim=8, depth=1, heads=2, mlp_mult=2,
             num_queries=2, content_dim=4, num_codes=4, groups=2, code_dim=3, context_dim=8, base=8,
@@ -30,15 +29,13 @@ SPEC = video(16)  # 4 frames of 3 x 16 x 16
 
 
 def build(**overrides) -> BCD:
-    torch.manual_seed(0)
-    return BCD(BCDConfig(**{**TINY, **overrides}), SPEC)
+    return seeded_model(BCD, TINY, SPEC, **overrides)
 
 
 def test_profiles_resolve_and_bitrate_arithmetic():
-    for profile in PROFILES:
-        BCDConfig.for_profile(profile)
-    assert BCDConfig.for_profile("paper").bits_per_frame == 16.0  # 4 groups x log2(16)
-    assert BCDConfig.for_profile("quick").bits_per_frame == 12.0  # 4 groups x log2(8)
+    profiles = every_profile(BCDConfig)
+    assert profiles["paper"].bits_per_frame == 16.0  # 4 groups x log2(16)
+    assert profiles["quick"].bits_per_frame == 12.0  # 4 groups x log2(8)
     assert BCDConfig(num_codes=32, groups=3).bits_per_frame == 15.0
     assert math.isclose(BCDConfig(num_codes=6, groups=2).bits_per_frame, 2 * math.log2(6))
     model = build(num_codes=8, groups=3)

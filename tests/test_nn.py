@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,14 +15,8 @@ from seqbench.nn import (DCGANFrameDecoder, DCGANFrameEncoder, GaussianHead, LST
                          unfold_time)
 from seqbench.types import DataSpec
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine OpenMP spin-waits cost seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the shared helpers importable
+from _vae_contract import one_thread  # noqa: F401 - autouse: one intra-op thread on a busy machine
 
 
 def video_spec(size: int = 32, height: int | None = None) -> DataSpec:

@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from seqbench.cli import main
-from seqbench.config import PROFILES
 from seqbench.errors import ConfigError
 from seqbench.method import Batch
 from seqbench.methods.vidtwin import VidTwin, VidTwinConfig, image_gradient_loss
 from seqbench.types import DataSpec, Factors
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the shared helpers importable
-from _vae_contract import clips, one_thread, video  # noqa: E402,F401 - one_thread: autouse, one intra-op thread
+from _vae_contract import clips, every_profile, one_thread, seeded_model, video  # noqa: E402,F401 - one_thread: autouse, one intra-op thread
 
 TINY = dict(patch_size=4, dim=8, enc_depth=1, dec_depth=1, heads=2, mlp_mult=2, structure_queries=1,
             structure_channels=3, dynamics_channels=2)
@@ -26,16 +25,14 @@ SPEC = video(16)  # 4 frames of 3 x 16 x 16
 
 
 def build(**overrides) -> VidTwin:
-    torch.manual_seed(0)
-    return VidTwin(VidTwinConfig(**{**TINY, **overrides}), SPEC)
+    return seeded_model(VidTwin, TINY, SPEC, **overrides)
 
 
 def test_profiles_and_config_errors():
-    for profile in PROFILES:
-        VidTwinConfig.for_profile(profile)
-    paper = VidTwinConfig.for_profile("paper")
+    profiles = every_profile(VidTwinConfig)
+    paper = profiles["paper"]
     assert (paper.dim, paper.enc_depth, paper.structure_queries, paper.kl_weight) == (768, 16, 16, 1e-3)
-    VidTwin(VidTwinConfig.for_profile("smoke"), DataSpec("s", "video", 8, 3, 64, 64))
+    VidTwin(profiles["smoke"], DataSpec("s", "video", 8, 3, 64, 64))
     with pytest.raises(ConfigError, match="patch_size=5"):
         build(patch_size=5)
     with pytest.raises(ConfigError, match="structure_down=3"):

