@@ -38,7 +38,7 @@ def main() -> None:
     spec = adapter.spec
     method_cls = plugins.methods.get("dbse")
     torch.manual_seed(0)
-    method = method_cls(method_cls.Config.for_profile("quick", spec.family), spec).eval()
+    method = method_cls(method_cls.Config.for_profile("quick", spec.family, spec.name), spec).eval()
     train, _ = carve_validation(adapter.split("train"), 0.1, seed=0)
     test = adapter.split("test")
     options = {"judge": {"protocols": "swap"}, "aed": {"variants": "swap"}, "akd": {"variants": "swap"}}

@@ -56,7 +56,7 @@ def consumption_rates(plugins, spec, split, steps: int, profiles: list[str]) -> 
         if cls.supports(spec):
             continue
         for profile in profiles:
-            config = cls.Config.for_profile(profile, spec.family)
+            config = cls.Config.for_profile(profile, spec.family, spec.name)
             torch.manual_seed(0)
             method = cls(config, spec)
             method.total_steps = max(1, int(config.steps))

@@ -77,7 +77,10 @@ class MethodConfig:
 
     Subclasses add their architecture fields and declare profiles:
     ``profiles = {"smoke": {...}, "quick": {...}, "paper": {...}}`` holds overrides per profile,
-    ``family_profiles = {("paper", "sprites"): {...}}`` overrides per (profile, dataset family).
+    ``family_profiles = {("paper", "sprites"): {...}}`` overrides per (profile, dataset family), and
+    ``dataset_profiles = {("quick", "sprites"): {...}}`` per (profile, dataset name), applied last: the
+    budget one dataset's learning curves asked for (the real Sprites against its synthetic stand-in,
+    which share a family).
     """
 
     # optimisation
@@ -101,13 +104,16 @@ class MethodConfig:
 
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     family_profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
+    dataset_profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
 
     @classmethod
-    def for_profile(cls, profile: str, family: str = "generic") -> "MethodConfig":
+    def for_profile(cls, profile: str, family: str = "generic", dataset: str | None = None) -> "MethodConfig":
         get_profile(profile)
         values: dict[str, Any] = {}
         values.update(cls.profiles.get(profile, {}))
         values.update(cls.family_profiles.get((profile, family), {}))
+        if dataset is not None:
+            values.update(cls.dataset_profiles.get((profile, dataset), {}))
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

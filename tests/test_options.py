@@ -123,3 +123,23 @@ def test_the_profile_registry_is_the_one_source():
     assert get_profile("paper").eval_clips is None
     with pytest.raises(ConfigError, match="choose one of smoke, quick, paper"):
         get_profile("fast")
+
+
+def test_a_dataset_profile_overrides_its_family_for_that_dataset_only():
+    """``dataset_profiles`` (per profile and dataset name) apply after the family's: DBSE trains 6000
+    steps on the real Sprites, 3000 on synthetic-sprites (same family), and ``--set`` still wins."""
+    from seqbench.plugins import load_plugins
+    from seqbench.runner.plan import resolve_config
+
+    dbse = load_plugins().methods.get("dbse")
+    assert dbse.Config.for_profile("quick", "sprites", "sprites").steps == 6000
+    assert dbse.Config.for_profile("quick", "sprites", "synthetic-sprites").steps == 3000
+    assert dbse.Config.for_profile("quick", "sprites").steps == 3000
+    from seqbench.types import DataSpec
+
+    spec = DataSpec(name="synthetic-sprites", modality="video", frames=8, channels=3, height=32, width=32,
+                    family="sprites")
+    assert resolve_config(dbse, "quick", spec, {}).steps == 3000
+    real = dataclasses.replace(spec, name="sprites")
+    assert resolve_config(dbse, "quick", real, {}).steps == 6000
+    assert resolve_config(dbse, "quick", real, {"dbse": {"steps": "4000"}}).steps == 4000

@@ -39,8 +39,9 @@ def _resolve_names(kind: str, names: list[str], plugins: Plugins) -> list[str]:
 
 
 def resolve_config(method_cls, profile: str, spec: DataSpec, overrides: dict[str, dict[str, Any]]) -> MethodConfig:
-    """The method's profile config for this dataset family, with ``--set`` overrides applied."""
-    config = apply_overrides(method_cls.Config.for_profile(profile, spec.family), method_cls.name, overrides)
+    """The method's profile config for this dataset (family, then name), with ``--set`` overrides applied."""
+    config = apply_overrides(method_cls.Config.for_profile(profile, spec.family, spec.name), method_cls.name,
+                             overrides)
     config.check(owner=f"{method_cls.name}.")
     return config
 
