@@ -13,12 +13,13 @@ state), written as PNG beside the markdown leaderboard and logged to the parent 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from typing import TYPE_CHECKING, Any
 
 from .log import logger
 
@@ -209,8 +210,10 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
     """Per method of the leaderboard, the swap grid of its lowest seed's cached model (the one the rows name).
 
     Drawn on the run's fixed visual clips (:func:`seqbench.visuals.visual_inputs`), so every method
-    swaps the same clips; a method whose model is not in this cache (or no longer matches the rows'
-    ``model_key``) is left out with a warning.
+    swaps the same clips. The weights are those the rows name: when this code builds another
+    ``model_key`` only because the method's source changed (same config hash and method version - a
+    refactor never bumps the version), the rows' model is drawn with a note; a method whose model is
+    not in this cache, or whose config or version differ, is left out with a warning.
     """
     from .leaderboard import results_frame, select_rows
     from .runner import RunOptions, Runner
@@ -233,10 +236,19 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
         except Exception as exc:
             logger.warning(f"{dataset}/{method}: no swap grid: {type(exc).__name__}: {exc}")
             continue
-        if key.empty or unit.model_key not in set(key):
-            logger.warning(f"{dataset}/{method}: no swap grid: the rows name model {', '.join(map(str, set(key)))}, "
-                           f"this code builds {unit.model_key}")
+        if key.empty:
+            logger.warning(f"{dataset}/{method}: no swap grid: the rows name no model")
             continue
+        if unit.model_key not in set(key):
+            mine = own[(own["seed"] == seed) & (own["config_hash"] == unit.config_hash)
+                       & (own["method_version"].astype(str) == str(unit.method_version))]["model_key"].dropna()
+            if mine.empty:
+                logger.warning(f"{dataset}/{method}: no swap grid: the rows name model {', '.join(map(str, set(key)))} "
+                               f"of another config or method version; this code builds {unit.model_key}")
+                continue
+            logger.info(f"{dataset}/{method}: swap grid of model {mine.iloc[0]} (the rows'), trained by another "
+                        f"revision of the method's source with this config and version")
+            unit = dataclasses.replace(unit, model_key=str(mine.iloc[0]))
         import torch
 
         model = runner.load_cached_model(unit, torch.device("cpu"))

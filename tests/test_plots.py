@@ -107,3 +107,37 @@ def test_the_swap_figure_shows_each_methods_grid_under_its_name(tmp_path):
     assert (top < 10).sum() > 5000 and (bottom < 10).sum() < (top < 10).sum() / 5
     with pytest.raises(ValueError):
         swap_grids_figure({}, tmp_path / "none.png")
+
+
+def test_a_swap_grid_is_drawn_from_the_weights_the_rows_name(toy_plugin, cache_dir, tmp_path, capsys):
+    """After a refactor of a method's source (same config and version, another code digest, so another
+    model key), the board still shows the grid of the model that made its numbers; rows of another
+    config get no grid."""
+    import json
+    import shutil
+
+    from seqbench.plots import cached_swap_grids
+    from seqbench.results import load_results
+
+    out = tmp_path / "out"
+    assert main(["run", *TOY, "--seeds", "0", "-o", str(out), "--no-visuals"]) == 0
+    rows_path = out / "results.jsonl"
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    built = rows[0]["model_key"]
+    models = cache_dir / "models" / "toyae"
+    grids = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
+    assert set(grids) == {"toyae"}
+    # the rows name another key with this config and version: its weights are drawn
+    shutil.move(models / built, models / "trained-by-an-older-source")
+    for row in rows:
+        row["model_key"] = "trained-by-an-older-source"
+    rows_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    again = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
+    assert np.array_equal(again["toyae"], grids["toyae"])
+    # another config: not this code's model, no grid
+    for row in rows:
+        row["config_hash"] = "another-config"
+    rows_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    capsys.readouterr()
+    assert cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke") == {}
+    assert "of another config or method version" in capsys.readouterr().err
