@@ -88,6 +88,7 @@ from seqbench.hookspecs import hookimpl
 from seqbench.method import Batch, Method, ObjectiveMethod
 from seqbench.nn import (DDPMSchedule, FactorNorm, TokenSelfAttention, UNet, UNetEncoder, ddim_sample, ddpm_sample,
                          ddpm_usage_report, orthogonality_loss, randn)
+from seqbench.nn.augment import colour_distort
 from seqbench.nn.diffusion import ddim_timesteps
 from seqbench.types import DataSpec, Factors
 
@@ -130,6 +131,13 @@ class DiViDConfig(MethodConfig):
     # appearance the residuals e_t - e_1 of a moving sprite contain.
     dynamic_dim: int | None = None
     dynamic_noise: float = 0.0
+    # A content-free dynamic path (not in the paper; off by default). ``colour_invariance``: weight of the
+    # squared distance between the standardised dynamic codes of a clip and of its colour-distorted copy
+    # (C-DSVAE's motion view), so d cannot carry colours. ``static_flip``: probability that the static
+    # encoder reads a mirrored first frame in training, so s cannot tell left from right and the facing
+    # direction has to come from d.
+    colour_invariance: float = 0.0
+    static_flip: float = 0.0
 
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(token_dim=8, enc_base=8, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=16, lstm_hidden=8,
@@ -165,6 +173,10 @@ class DiViDConfig(MethodConfig):
             raise ConfigError(f"divid.dynamic_dim={self.dynamic_dim}: must be positive or None (token_dim)")
         if self.dynamic_noise < 0:
             raise ConfigError(f"divid.dynamic_noise={self.dynamic_noise}: must be >= 0")
+        if self.colour_invariance < 0:
+            raise ConfigError(f"divid.colour_invariance={self.colour_invariance}: must be >= 0")
+        if not 0.0 <= self.static_flip <= 1.0:
+            raise ConfigError(f"divid.static_flip={self.static_flip}: a probability in [0, 1]")
 
 
 class DiViD(ObjectiveMethod):
@@ -222,13 +234,35 @@ class DiViD(ObjectiveMethod):
         return (y + 1) / 2 * (hi - lo) + lo
 
     # -- the model ---------------------------------------------------------------------------
-    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sequence encoder: ``(s [B, D], d [B, T, D])`` for model-space ``x`` ``[B, T, C, H, W]``."""
+    def tokens(self, x: torch.Tensor, static_first: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence encoder: ``(s [B, D], d [B, T, D])`` for model-space ``x`` ``[B, T, C, H, W]``;
+        ``static_first`` (``[B, C, H, W]``) replaces the first frame the static encoder reads."""
         e = self.image_encoder(x)  # [B, T, F]
-        s = self.static_norm(self.static_encoder(e[:, 0]))
+        first = e[:, 0] if static_first is None else self.image_encoder(static_first[:, None])[:, 0]
+        s = self.static_norm(self.static_encoder(first))
         h, _ = self.dynamic_lstm(e - e[:, :1])
         d = self.dynamic_norm(self.dynamic_proj(self.dynamic_attention(h)))
         return s, d
+
+    def _training_tokens(self, x0: torch.Tensor, generator: torch.Generator | None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(s, d, invariance)`` in training: the static encoder reads a mirrored first frame with
+        probability ``static_flip``, and ``invariance`` is the mean squared distance between the dynamic
+        codes of the clips and of their colour-distorted copies (zero when ``colour_invariance`` is 0)."""
+        c = self.config
+        b = x0.shape[0]
+        first = None
+        if c.static_flip > 0:
+            flip = torch.rand(b, generator=generator, device=generator.device if generator else None) < c.static_flip
+            first = torch.where(flip.to(x0.device).view(b, 1, 1, 1), x0[:, 0].flip(-1), x0[:, 0])
+        if c.colour_invariance <= 0:
+            s, d = self.tokens(x0, first)
+            return s, d, torch.zeros((), device=x0.device)
+        with torch.no_grad():
+            view = colour_distort(x0, (-1.0, 1.0), generator=generator)
+        both = torch.cat([x0, view])
+        s, d = self.tokens(both, None if first is None else torch.cat([first, view[:, 0]]))
+        return s[:b], d[:b], F.mse_loss(d[:b], d[b:])
 
     def context(self, static: torch.Tensor, dynamic: torch.Tensor) -> torch.Tensor:
         """Per-frame cross-attention context ``[B * T, 2, D]`` = ``[s, d_t]`` (``d_t`` projected to the token
@@ -250,7 +284,10 @@ class DiViD(ObjectiveMethod):
         """Eq. 5: eps-MSE with clip-shared noise and step, plus ``lambda`` times the orthogonality term."""
         c = self.config
         x0 = self.to_model_space(x)
-        s, d = self.tokens(x0)
+        if self.training:
+            s, d, invariance = self._training_tokens(x0, generator)
+        else:
+            (s, d), invariance = self.tokens(x0), torch.zeros((), device=x0.device)
         if c.dynamic_noise > 0 and self.training:
             d = d + c.dynamic_noise * randn(d.shape, device=d.device, dtype=d.dtype, generator=generator)
         b, frames = x0.shape[:2]
@@ -273,7 +310,11 @@ class DiViD(ObjectiveMethod):
             target = abar.sqrt() * target - (1 - abar).sqrt() * x0.flatten(0, 1).float()
         mse = F.mse_loss(out, target)
         ortho = orthogonality_loss(s, self.dynamic_up(d))
-        return {"loss": mse + c.ortho_weight * ortho, "eps_mse": mse.detach(), "ortho": ortho.detach()}
+        out = {"loss": mse + c.ortho_weight * ortho, "eps_mse": mse.detach(), "ortho": ortho.detach()}
+        if c.colour_invariance > 0 and self.training:
+            out["loss"] = out["loss"] + c.colour_invariance * invariance
+            out["colour_invariance"] = invariance.detach()
+        return out
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The noise estimate the samplers use (converted from ``v`` when the network predicts ``v``)."""

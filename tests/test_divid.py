@@ -162,3 +162,34 @@ def test_v_prediction_converts_to_the_true_noise():
 
     model.unet = Oracle()
     assert torch.allclose(model.eps(x_t, t, None), noise, atol=1e-4)
+
+
+def test_a_content_free_dynamic_path_trains_d_to_ignore_colours_and_s_to_ignore_left_and_right():
+    """``colour_invariance`` adds the distance between the dynamic codes of a clip and of its colour-
+    distorted copy (and it falls when trained on alone); ``static_flip`` = 1 makes the static encoder
+    read the mirrored first frame in training, never at evaluation."""
+    model = build(colour_invariance=1.0, static_flip=1.0)
+    x = clips()
+    model.train()
+    out = model.losses(x, generator=torch.Generator().manual_seed(0))
+    assert out["colour_invariance"] > 0 and torch.isfinite(out["loss"])
+    x0 = model.to_model_space(x)
+    flip_only = build(static_flip=1.0)
+    flip_only.train()
+    s_flipped, _ = flip_only.tokens(x0, x0[:, 0].flip(-1))
+    s_train, _, _ = flip_only._training_tokens(x0, torch.Generator().manual_seed(0))
+    assert torch.allclose(s_train, s_flipped, atol=1e-5)
+    model.eval()
+    assert "colour_invariance" not in model.losses(x, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(model.encode(x).static, model.encode(x.flip(-1)).static)
+    # the invariance term alone pulls the two codes together
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for step in range(30):
+        _, _, inv = model._training_tokens(x0, torch.Generator().manual_seed(step % 2))
+        first = first if first is not None else float(inv)
+        opt.zero_grad()
+        inv.backward()
+        opt.step()
+    assert float(inv) < 0.5 * first
