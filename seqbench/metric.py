@@ -46,14 +46,17 @@ def fingerprint_seed(fingerprint: str, salt: str = "") -> int:
     return seed
 
 
-def evaluation_subset(fingerprint: str, n_items: int, n_clips: int | None) -> np.ndarray | None:
-    """Sorted indices of the fixed test subset of ``n_clips`` items, or ``None`` for the whole split.
+def evaluation_subset(fingerprint: str, n_items: int, n_clips: int | None, *,
+                      purpose: str = "evaluation-subset") -> np.ndarray | None:
+    """Sorted indices of the fixed subset of ``n_clips`` items, or ``None`` for the whole split.
 
-    Seeded by the dataset fingerprint alone: every method, seed and run is scored on the same clips.
+    Seeded by the dataset fingerprint (and ``purpose``) alone: every method, seed and run is scored on
+    the same clips. Drawn uniformly, never the first ``n_clips``: splits are stored grouped by identity,
+    so a prefix holds a few identities only.
     """
     if n_clips is None or n_clips >= n_items:
         return None
-    rng = np.random.default_rng(fingerprint_seed(fingerprint, "evaluation-subset"))
+    rng = np.random.default_rng(fingerprint_seed(fingerprint, purpose))
     return np.sort(rng.choice(n_items, size=n_clips, replace=False))
 
 

@@ -152,3 +152,23 @@ def test_a_compound_type_direction_label_splits_into_its_parts():
     assert compound_label_parts(("left", "right")) is None
     assert compound_label_parts(("walk-front", "walk-left", "slash-front")) is None  # not a full grid
     assert compound_label_parts(("a-b-c", "a-b-d")) is None
+
+
+def test_the_probe_clips_are_a_seeded_draw_across_identities_not_the_first_clips(toy_plugin):
+    import dataclasses
+
+    import seqbench_toy
+
+    from seqbench.probes import ProbeSet
+
+    adapter = seqbench_toy.ToyBars()
+    data = adapter.split("train")
+    val = dataclasses.replace(data, identity=np.arange(len(data)) // 4)  # stored grouped: 4 clips per identity
+    probe = ProbeSet({}, adapter.spec, data, val, device=torch.device("cpu"), seed=0, profile="smoke")
+    again = ProbeSet({}, adapter.spec, data, val, device=torch.device("cpu"), seed=3, profile="smoke")
+    n = len(probe.data.test)
+    assert n == 32 < len(val)  # the smoke profile's probe clips
+    assert list(probe.data.test.ids) == list(again.data.test.ids)  # fixed per dataset, whatever the seed
+    first = len(np.unique(val.identity[:n]))  # the first 32 of 48 clips: 8 of the 12 identities
+    assert first == 8 and probe.items["identities"] == 12
+    assert probe.items == {"selection": "seeded", "clips": n, "identities": len(np.unique(probe.data.test.identity))}

@@ -153,6 +153,7 @@ class ModelStore:
                 "seqbench_version": __version__, "git_sha": git_sha(), "device": str(device),
                 "steps": result.steps, "best_step": result.best_step, "best_val_loss": result.best_val,
                 "selected_weights": result.selected, "probe_s": result.probe_s,
+                "probe_items": probe.items if probe is not None else None,
                 "curve": summarise_history(result.history),
                 "train_wall_s": result.wall_s, "resumed_from": result.resumed_from,
                 "train_clips": len(train), "val_clips": len(val)}
