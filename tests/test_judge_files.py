@@ -94,9 +94,9 @@ def test_ensemble_reports_the_spread_and_decodes_once(tmp_path, monkeypatch):
 
     single = run({})
     first_decodes = sum(decoded)
-    assert first_decodes == 60 * 3  # swap pairs + two sample modes, once each
+    assert first_decodes == 60 * 4  # swap pairs, reconstructions and two sample modes, once each
     files = sorted((tmp_path / "model" / "decodes").glob("judge-*.npy"))
-    assert len(files) == 3 and np.load(files[0]).dtype == np.uint8
+    assert len(files) == 4 and np.load(files[0]).dtype == np.uint8
     ensemble = run({"ensemble": 3})
     assert sum(decoded) == first_decodes  # three judges scored the cached decodes: no decoding at all
     assert ensemble["swap/joint"].value == single["swap/joint"].value  # the pinned judge's value

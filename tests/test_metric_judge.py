@@ -64,6 +64,35 @@ def test_swap_detects_a_method_that_ignores_the_static_code(judge_cache):
     assert not any(key.startswith("sample/") for key in out)
 
 
+def test_recon_separates_rendering_from_disentanglement(judge_cache):
+    test_colour = make_bars(60, 1).labels["colour"]
+    _, exact, _ = _run(Oracle(), {"protocols": "recon"})
+    for key in ("recon/static", "recon/dynamic", "recon/joint", "recon/acc_colour", "recon/acc_direction"):
+        assert exact[key].value == 1.0 and exact[f"ceiling/{key}"].value == 1.0, key
+        assert exact[key].n == 60
+    assert exact["chance/recon/acc_colour"].value == pytest.approx(np.bincount(test_colour).max() / 60)
+    assert not any(key.startswith(("swap/", "sample/")) for key in exact)
+    # a decoder that cannot draw the colour fails its own reconstructions: every decode is colour 0
+    _, blind, _ = _run(Oracle(ignore_static=True), {"protocols": "recon,swap"})
+    assert blind["recon/static"].value == pytest.approx(np.mean(test_colour == 0))
+    assert blind["recon/static"].value < 1.0
+    assert blind["recon/dynamic"].value == 1.0
+    # a decoder that reads the colour from the dynamic code draws its own clips right (recon at the
+    # ceiling) while its swaps take the colour of the dynamics donor
+    _, entangled, _ = _run(ColourFromDynamics(leak=True), {"protocols": "recon,swap"})
+    pairs = EvalContext(device=torch.device("cpu")).pairs(BARS_SPEC, 60)
+    assert entangled["recon/joint"].value == 1.0
+    assert entangled["swap/static"].value == pytest.approx(np.mean(test_colour[pairs[:, 0]] == test_colour[pairs[:, 1]]))
+
+
+class ColourFromDynamics(Oracle):
+    """Decodes the colour its leaky dynamic code carries instead of the static code's."""
+
+    def decode(self, factors, *, generator=None):
+        static = torch.nn.functional.one_hot(factors.dynamic[:, 0, 1].long(), 3).to(factors.static.dtype)
+        return super().decode(type(factors)(static, factors.dynamic), generator=generator)
+
+
 def test_fixed_pairs_and_seeded_samples_are_reproducible(judge_cache):
     _, first, _ = _run(Oracle(leak=True), {"niter": 1})
     _, second, _ = _run(Oracle(leak=True), {"niter": 1})
