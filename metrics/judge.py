@@ -24,9 +24,10 @@ Three protocols, each with its own keys (``protocols`` option, default all three
   a swap could reach if the factors were perfectly disentangled, so it splits a low swap score into
   *rendering* (the decoder cannot draw the attribute even from the clip's own codes) and
   *disentanglement* (it can, but a swapped code does not carry it). Measured on the committed
-  synthetic-sprites models: DiViD's static code holds bottom and skin (linear probe 0.99 / 0.91), yet
-  its reconstructions get them right 0.52 / 0.61 of the time (``recon/static`` 0.27 against a swap
-  of 0.19); the VidTwin-style model reconstructs them (0.83) and swaps at 0.03.
+  synthetic-sprites models (``benchmarks/swap_bounds.py``): DiViD's static code holds bottom and skin
+  (linear probe 0.99 / 0.91), yet its reconstructions get them right 0.51 / 0.61 of the time
+  (``recon/static`` 0.26 against a swap of 0.19); the VidTwin-style model reconstructs them (0.83) and
+  swaps at 0.03.
 
 Every row names the judge (``judge-<key>@<weights>``); ``ceiling/<key>`` is the judge's own accuracy on
 the real test clips for the same heads (the best any method can score), ``chance/<key>`` the

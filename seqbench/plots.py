@@ -13,7 +13,6 @@ state), written as PNG beside the markdown leaderboard and logged to the parent 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -225,30 +224,17 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
         return grids
     runner = None
     for method, own in rows.groupby("method"):
-        seed = int(own["seed"].min())
-        key = own[own["seed"] == seed]["model_key"].dropna()
         profile_used = str(own["profile"].iloc[0])
         if runner is None or runner.options.profile != profile_used:
             runner = Runner(RunOptions(methods=[], datasets=[dataset], profile=profile_used, progress=False,
                                        plugins=list(plugins or []), dataset_options=dict(dataset_options or {})))
         try:
-            unit = runner.unit(dataset, method, seed)
+            unit, note = runner.unit_for_rows(dataset, method, own)
         except Exception as exc:
             logger.warning(f"{dataset}/{method}: no swap grid: {type(exc).__name__}: {exc}")
             continue
-        if key.empty:
-            logger.warning(f"{dataset}/{method}: no swap grid: the rows name no model")
-            continue
-        if unit.model_key not in set(key):
-            mine = own[(own["seed"] == seed) & (own["config_hash"] == unit.config_hash)
-                       & (own["method_version"].astype(str) == str(unit.method_version))]["model_key"].dropna()
-            if mine.empty:
-                logger.warning(f"{dataset}/{method}: no swap grid: the rows name model {', '.join(map(str, set(key)))} "
-                               f"of another config or method version; this code builds {unit.model_key}")
-                continue
-            logger.info(f"{dataset}/{method}: swap grid of model {mine.iloc[0]} (the rows'), trained by another "
-                        f"revision of the method's source with this config and version")
-            unit = dataclasses.replace(unit, model_key=str(mine.iloc[0]))
+        if note:
+            logger.info(f"{dataset}/{method}: swap grid of {note}")
         import torch
 
         model = runner.load_cached_model(unit, torch.device("cpu"))

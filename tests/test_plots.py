@@ -118,6 +118,7 @@ def test_a_swap_grid_is_drawn_from_the_weights_the_rows_name(toy_plugin, cache_d
 
     from seqbench.plots import cached_swap_grids
     from seqbench.results import load_results
+    from seqbench.utils import content_hash
 
     out = tmp_path / "out"
     assert main(["run", *TOY, "--seeds", "0", "-o", str(out), "--no-visuals"]) == 0
@@ -134,6 +135,24 @@ def test_a_swap_grid_is_drawn_from_the_weights_the_rows_name(toy_plugin, cache_d
     rows_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     again = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
     assert np.array_equal(again["toyae"], grids["toyae"])
+    # a model trained before an option was added (its stored config lacks it; the option is at its
+    # default here): drawn; with the option away from its default: not this code's model
+    meta_path = models / "trained-by-an-older-source" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    older = {k: v for k, v in meta["config"].items() if k != "val_fraction"}
+    meta_path.write_text(json.dumps(dict(meta, config=older)))
+    for row in rows:
+        row["config_hash"] = content_hash(older)
+    rows_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    capsys.readouterr()
+    added = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
+    assert np.array_equal(added["toyae"], grids["toyae"]) and "options val_fraction were added" in capsys.readouterr().err
+    meta_path.write_text(json.dumps(dict(meta, config={**meta["config"], "val_fraction": 0.5})))
+    for row in rows:
+        row["config_hash"] = content_hash({**meta["config"], "val_fraction": 0.5})
+    rows_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke") == {}
+    meta_path.write_text(json.dumps(meta))
     # another config: not this code's model, no grid
     for row in rows:
         row["config_hash"] = "another-config"

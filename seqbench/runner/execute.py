@@ -8,12 +8,13 @@ and fires the run-event hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..log import configure_logging, logger
@@ -24,6 +25,9 @@ from ..utils import check_cache_dir, git_sha, resolve_device, versions, writable
 from .evaluate import CellCache, Evaluator
 from .models import ModelStore, init_distributed
 from .plan import Plan, Planner
+
+if TYPE_CHECKING:
+    import pandas as pd
 from .record import Recorder, describe, failure_log
 
 
@@ -67,6 +71,58 @@ class Runner:
     def model_dir(self, unit: ModelUnit) -> Path:
         """The unit's folder in the model cache."""
         return self.models.model_dir(unit)
+
+    def unit_for_rows(self, dataset: str, method: str, rows: "pd.DataFrame") -> tuple[ModelUnit, str | None]:
+        """The model that result ``rows`` of one method name (their lowest seed), and a note if it is not
+        the one this code would build.
+
+        When this code builds another ``model_key`` only because the method's source changed (same
+        config hash and method version: a refactor never bumps the version), the rows' model is
+        returned with a note. Raises ``LookupError`` (with the reason) when the rows name no model, or
+        one of another config or method version.
+        """
+        seed = int(rows["seed"].min())
+        unit = self.unit(dataset, method, seed)
+        keys = rows[rows["seed"] == seed]["model_key"].dropna()
+        if keys.empty:
+            raise LookupError("the rows name no model")
+        if unit.model_key in set(keys):
+            return unit, None
+        same_version = rows[(rows["seed"] == seed)
+                            & (rows["method_version"].astype(str) == str(unit.method_version))]
+        mine = same_version[same_version["config_hash"] == unit.config_hash]["model_key"].dropna()
+        if not mine.empty:
+            return (dataclasses.replace(unit, model_key=str(mine.iloc[0])),
+                    f"model {mine.iloc[0]} (the rows'), trained by another revision of the method's source with this "
+                    f"config and version")
+        for key, config_hash in same_version[["model_key", "config_hash"]].dropna().drop_duplicates().itertuples(
+                index=False):  # options added since, at their defaults?
+            candidate = dataclasses.replace(unit, model_key=str(key))
+            added = self._options_added_since(candidate, str(config_hash))
+            if added is not None:
+                return candidate, (f"model {key} (the rows'), trained with this config and version before the "
+                                   f"options {', '.join(added) or '-'} were added (here at their defaults)")
+        raise LookupError(f"the rows name model {', '.join(map(str, set(keys)))} of another config or method "
+                          f"version; this code builds {unit.model_key}")
+
+    def _options_added_since(self, unit: ModelUnit, config_hash: str) -> list[str] | None:
+        """The config keys this code has and the cached model ``unit.model_key`` was trained without, if
+        that model's stored config is the one the rows hashed (``config_hash``), every key they share has
+        the same value here, and the new ones are at the method's defaults; else ``None``."""
+        import json
+
+        from ..utils import content_hash
+
+        meta = self.models.stored(unit).read_meta() or {}
+        stored = meta.get("config")
+        if not isinstance(stored, dict) or content_hash(stored) != config_hash:
+            return None
+        current = json.loads(json.dumps(unit.config.to_dict(), default=str))
+        defaults = json.loads(json.dumps(type(unit.config)().to_dict(), default=str))
+        if set(stored) - set(current) or any(current[k] != v for k, v in stored.items()):
+            return None
+        added = sorted(set(current) - set(stored))
+        return added if all(current[k] == defaults.get(k) for k in added) else None
 
     def load_or_train(self, run: RunInfo | None, unit: ModelUnit, device):
         """The unit's cached model, or train it (see :meth:`ModelStore.load_or_train`)."""
