@@ -50,8 +50,20 @@ from .utils import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
-# Clips of the validation split the method's validation diagnostics see (fixed: the first ones).
+# Clips of the validation split the method's validation diagnostics see: a fixed draw (seed 0) in
+# drawn order, never the first ones - splits are stored grouped by identity, and the factor-usage
+# diagnostic pairs each clip with its neighbour in the batch (:func:`seqbench.nn.factor_usage`).
 DIAGNOSTIC_CLIPS = 64
+
+
+def diagnostic_items(n_val: int) -> np.ndarray:
+    """Indices of the validation clips the diagnostics see: ``DIAGNOSTIC_CLIPS`` drawn with seed 0, unsorted.
+
+    Why unsorted and drawn: the first 64 clips of synthetic-sprites' validation split are 7 characters
+    in 9 motions each, so rolling the batch by one handed most clips the static code of the *same*
+    character and "static shuffled" measured the motion the static code carries, not appearance.
+    """
+    return np.random.default_rng(0).permutation(n_val)[:DIAGNOSTIC_CLIPS]
 # Rank r seeds its RNG with seed + RANK_SEED_STRIDE * r: ranks draw different noise, rank 0 the
 # single-process stream.
 RANK_SEED_STRIDE = 100_003
@@ -164,12 +176,14 @@ class Trainable(Protocol):
     name: str
     global_step: int
     total_steps: int
+    #: ``validation_diagnostics(batch) -> {name: value}``, or ``None`` when the model has none (the
+    #: Trainer then builds no diagnostic batch)
+    validation_diagnostics: Callable[[Any], dict[str, float]] | None
 
     def training_step(self, batch: Any) -> dict[str, torch.Tensor]: ...
     def validation_step(self, batch: Any) -> dict[str, torch.Tensor]: ...
     def prepare(self, train: SplitData) -> None: ...
     def train_statistics(self) -> dict[str, float]: ...
-    def validation_diagnostics(self, batch: Any) -> dict[str, float]: ...
     def grad_clip_groups(self) -> list[list[nn.Parameter]]: ...
 
 
@@ -302,11 +316,12 @@ class Trainer:
 
     @torch.no_grad()
     def diagnostics(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
-        """The method's validation diagnostics on the first :data:`DIAGNOSTIC_CLIPS` validation clips."""
-        if len(self.val) < 2:
+        """The method's validation diagnostics on the validation clips of :func:`diagnostic_items` (none for
+        a model without diagnostics, e.g. a judge)."""
+        if len(self.val) < 2 or self.method.validation_diagnostics is None:
             return {}
         with self._evaluating(weights):
-            batch = self.val.batch(np.arange(min(len(self.val), DIAGNOSTIC_CLIPS))).to(self.device)
+            batch = self.val.batch(diagnostic_items(len(self.val))).to(self.device)
             values = self.method.validation_diagnostics(batch)
         return {f"usage/{k}": float(v) for k, v in values.items()}
 
@@ -561,8 +576,7 @@ class _Supervised(nn.Module):
     def train_statistics(self) -> dict[str, float]:
         return {}
 
-    def validation_diagnostics(self, batch: Any) -> dict[str, float]:
-        return {}
+    validation_diagnostics = None  # an evaluation model reports none
 
     def grad_clip_groups(self) -> list[list[nn.Parameter]]:
         return [[p for p in self.parameters() if p.requires_grad]]

@@ -137,3 +137,22 @@ def test_an_evaluation_model_that_diverges_stops_with_the_step():
     with pytest.raises(TrainingDivergedError, match=r"probe: loss is nan at step 0.*Lower its learning rate"):
         fit_model(model, lambda m, batch: m(batch.x.flatten(1)).mean() * float("nan"), lambda m, s: 0.0, _toy_data(),
                   FitConfig(max_steps=4, val_every=2, batch_size=8), torch.device("cpu"), desc="probe")
+
+
+def test_diagnostics_see_a_fixed_draw_of_validation_clips_in_drawn_order(toy_plugin, tmp_path):
+    """Splits are stored grouped by identity and the factor-usage diagnostic pairs each clip with its
+    batch neighbour, so the diagnostic clips are drawn across the split (unsorted), not the first ones."""
+    from seqbench.trainer import DIAGNOSTIC_CLIPS, _Supervised, diagnostic_items
+
+    drawn = diagnostic_items(900)
+    assert len(drawn) == DIAGNOSTIC_CLIPS == len(set(drawn.tolist())) and list(drawn) == list(diagnostic_items(900))
+    grouped = np.arange(900) // 9  # 9 clips per identity, stored in order
+    assert np.mean(grouped[drawn] == np.roll(grouped[drawn], 1)) < 0.1  # the first 64: 0.88
+    method, train, val = _setup(toy_plugin, steps=4, val_every=4)
+    seen = []
+    method.validation_diagnostics = lambda batch: seen.append(batch.x.clone()) or {"probe": 1.0}
+    trainer = Trainer(method, train, val, device=torch.device("cpu"), seed=0, workdir=tmp_path, progress=False)
+    assert trainer.diagnostics() == {"usage/probe": 1.0}
+    assert torch.equal(seen[0], val.batch(diagnostic_items(len(val))).x)
+    assert not torch.equal(seen[0], val.batch(np.arange(len(val))).x)
+    assert _Supervised.validation_diagnostics is None  # evaluation models: no diagnostic batch at all
