@@ -25,7 +25,7 @@ from seqbench.results import load_results
 
 # Long enough to be killed in each phase: 600 steps (checkpoints every 100), a 1 s evaluation.
 SLOW = ["--set", "toyae.steps=600", "--set", "toyae.checkpoint_every=100", "--set", "toyae.val_every=100",
-        "--set", "toyae.log_every=20", "--metric-option", "toy-mean.delay=1"]
+        "--set", "toyae.log_every=20", "--metric-option", "toy-mean.delay=2"]
 TOY = ["--methods", "toyae", "--metrics", "toy-mean", "--dataset", "toy-bars", "--profile", "smoke", "--seeds", "0,1"]
 KEY = ["dataset", "method", "seed", "metric", "key"]
 
@@ -95,7 +95,7 @@ PHASES = {
     "training": r"seed0: training: step (2|3|4)\d\d/600",
     "evaluation": r"seed0/toy-mean: evaluating",
     "result writing": r"seed0/toy-mean: evaluated in",
-    "second model's training": r"seed1: training: step (2|3|4)\d\d/600",
+    "second model's training": r"seed1: training: step (1|2)\d\d/600",  # early: a loaded machine reads stderr late
 }
 
 
