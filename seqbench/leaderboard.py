@@ -144,6 +144,8 @@ def _table(scores: "pd.DataFrame", extras: "pd.DataFrame", columns: list[str], m
             text = format_value(mean)
             if count > 1 and not math.isnan(std):
                 text += f" ± {format_value(std)}"
+            if count < seeds:  # e.g. a key a newer metric version added: say how many seeds it averages
+                text += f" ({int(count)} of {seeds} seeds)"
             if show_ci and (method, column) in ci.index and not math.isnan(ci.loc[(method, column), "ci_low"] or math.nan):
                 text += f" [{format_value(ci.loc[(method, column), 'ci_low'])}, {format_value(ci.loc[(method, column), 'ci_high'])}]"
             if column in best and mean == best[column] and len(methods) > 1:

@@ -105,3 +105,11 @@ def test_paper_reported_rows_get_their_own_section_and_are_never_ranked(tmp_path
     (tmp_path / REPORTED_FILE).write_text(json.dumps(dict(reported[0], source="")) + "\n")
     with pytest.raises(SeqbenchError, match=r"paper-reported.jsonl: row 1 lacks source"):
         load_results(tmp_path)
+
+
+def test_a_key_only_some_seeds_report_says_how_many_it_averages():
+    rows = _rows() + [_row("alpha", 1, "judge", "recon/static", 0.8, True, "judge-x")]
+    text = render_dataset(results_frame(rows), "toy")
+    line = next(line for line in text.splitlines() if line.startswith("| alpha"))
+    assert "0.8000 (1 of 2 seeds)" in line  # a key a newer metric version added to seed 1 only
+    assert "0.9050 ± 0.0071" in line and "(2 of 2" not in line
