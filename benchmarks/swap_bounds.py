@@ -27,16 +27,14 @@ import time
 from typing import Any
 
 
-def _codes(model: Any, split: Any, batch: int = 128):
-    import numpy as np
+def _codes(model: Any, split: Any):
+    """The static codes ``[N, S]`` of ``split`` (the metrics' own encoder loop), flattened for a probe."""
     import torch
 
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(split), batch):
-            factors = model.encode(split.clips(np.arange(start, min(start + batch, len(split)))))
-            parts.append(factors.static.reshape(len(factors.static), -1).float().numpy())
-    return np.concatenate(parts)
+    from seqbench.metrics._common import encode_split
+
+    static = encode_split(model, split, 128, torch.device("cpu")).static
+    return static.reshape(len(static), -1).float().numpy()
 
 
 def main() -> None:

@@ -64,6 +64,8 @@ def diagnostic_items(n_val: int) -> np.ndarray:
     character and "static shuffled" measured the motion the static code carries, not appearance.
     """
     return np.random.default_rng(0).permutation(n_val)[:DIAGNOSTIC_CLIPS]
+
+
 # Rank r seeds its RNG with seed + RANK_SEED_STRIDE * r: ranks draw different noise, rank 0 the
 # single-process stream.
 RANK_SEED_STRIDE = 100_003

@@ -25,10 +25,10 @@ from ..utils import check_cache_dir, git_sha, resolve_device, versions, writable
 from .evaluate import CellCache, Evaluator
 from .models import ModelStore, init_distributed
 from .plan import Plan, Planner
+from .record import Recorder, describe, failure_log
 
 if TYPE_CHECKING:
     import pandas as pd
-from .record import Recorder, describe, failure_log
 
 
 def check_output_dir(path: Path) -> Path:
