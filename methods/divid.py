@@ -66,7 +66,7 @@ Departures from the paper in version 2 (each measured; issue "Diffusion members 
 
 Profiles: ``smoke`` (seconds), ``quick`` (two CPU cores, 32 px synthetic-sprites: patch 2, narrow
 U-Nets with base 32 and multipliers 1-2-2, cross-attention at levels 1 and 2, tokens of 64,
-v-prediction, 2 of 8 frames per clip in the loss, 3000 steps of 16 clips at AdamW 5e-4 with
+v-prediction, 2 of 8 frames per clip in the loss, 6000 steps of 16 clips at AdamW 5e-4 with
 warm-up, cosine decay and EMA 0.999, DDIM 3 steps; on 64 px frames the same profile costs ~4x),
 ``paper`` (sec. 4.1 sizes; the optimiser settings, which the paper
 does not give, follow the DDPM recipe of Ho et al.: Adam 1e-4, warm-up, grad clip 1, EMA 0.9999).
@@ -148,8 +148,8 @@ class DiViDConfig(MethodConfig):
                       lstm_hidden=32, dyn_heads=4, base=32, channel_mult=(1, 2, 2), num_res_blocks=1,
                       attn_levels=(1, 2), num_heads=4, patch_size=2, prediction="v", sampler_steps=3,
                       loss_frames=2, optimizer="adamw", lr=5e-4, weight_decay=1e-5, grad_clip=1.0,
-                      scheduler="cosine", warmup_steps=200, ema_decay=0.999, batch_size=16, steps=3000,
-                      checkpoint_every=500, val_every=250, log_every=50),
+                      scheduler="cosine", warmup_steps=200, ema_decay=0.999, batch_size=16, steps=6000,
+                      checkpoint_every=500, val_every=500, log_every=50),
         "paper": dict(optimizer="adam", lr=1e-4, grad_clip=1.0, warmup_steps=1000, batch_size=16, steps=200_000,
                       ema_decay=0.9999, checkpoint_every=5000, val_every=5000, log_every=100),
     }
