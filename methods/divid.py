@@ -67,7 +67,9 @@ Departures from the paper in version 2 (each measured; issue "Diffusion members 
 Profiles: ``smoke`` (seconds), ``quick`` (two CPU cores, 32 px synthetic-sprites: patch 2, narrow
 U-Nets with base 32 and multipliers 1-2-2, cross-attention at levels 1 and 2, tokens of 64,
 v-prediction, 2 of 8 frames per clip in the loss, 6000 steps of 16 clips at AdamW 5e-4 with
-warm-up, cosine decay and EMA 0.999, DDIM 3 steps; on 64 px frames the same profile costs ~4x),
+warm-up, cosine decay and EMA 0.999, DDIM 3 steps; on 64 px frames the same profile costs ~4x;
+6000 steps because at 3000 the curve was flat only because the cosine decay had ended: on a
+6000-step schedule the test swap went 0.186 / 0.572 / 0.107 -> 0.498 / 0.676 / 0.348, docs/protocol.md),
 ``paper`` (sec. 4.1 sizes; the optimiser settings, which the paper
 does not give, follow the DDPM recipe of Ho et al.: Adam 1e-4, warm-up, grad clip 1, EMA 0.9999).
 """
