@@ -166,17 +166,27 @@ def _table(scores: "pd.DataFrame", extras: "pd.DataFrame", columns: list[str], m
 
 NOT_CONVERGED_MARK = "†"
 NO_CURVE_MARK = "?"
+DECAYED_LR_MARK = "‡"
 
 
 def plateau_mark(scores: "pd.DataFrame", method: str) -> str:
-    """`` †`` when a seed's model was not on its plateau, `` ?`` when a seed has no learning curve, else ``""``."""
+    """`` †`` when a seed's model was not on its plateau, `` ?`` when a seed has no learning curve, `` ‡``
+    when every seed is on a plateau but one reached it while its learning rate decayed to near zero
+    (:data:`seqbench.probes.DECAYED_LR_SCALE`), else ``""``."""
+    from .probes import DECAYED_LR_SCALE
+
     if "converged" not in scores:
         return f" {NO_CURVE_MARK}"
-    flags = scores[scores["method"] == method].groupby("seed")["converged"].first()
+    rows = scores[scores["method"] == method]
+    flags = rows.groupby("seed")["converged"].first()
     if any(flag is False or flag == 0 for flag in flags if flag is not None and flag == flag):
         return f" {NOT_CONVERGED_MARK}"
     if any(flag is None or flag != flag for flag in flags):
         return f" {NO_CURVE_MARK}"
+    if "plateau_lr_scale" in rows:
+        scales = rows.groupby("seed")["plateau_lr_scale"].first()
+        if any(scale == scale and scale is not None and scale < DECAYED_LR_SCALE for scale in scales):
+            return f" {DECAYED_LR_MARK}"
     return ""
 
 
@@ -190,6 +200,12 @@ def _plateau_note(scores: "pd.DataFrame") -> str:
         notes.append(f"{NOT_CONVERGED_MARK} a seed's model was not on its plateau: its headline learning curve "
                      f"(judge swap mean, else MSE) changed by {PLATEAU_THRESHOLD:.0%} or more over the last quarter "
                      "of training (seqbench.probes)")
+    if DECAYED_LR_MARK in marks:
+        from .probes import DECAYED_LR_SCALE
+
+        notes.append(f"{DECAYED_LR_MARK} on a plateau reached while the learning rate decayed (the last quarter "
+                     f"ran below {DECAYED_LR_SCALE:.0%} of the peak rate on average): the flat curve may be the "
+                     "schedule's end rather than the model's plateau; a longer schedule is the test (docs/protocol.md)")
     if NO_CURVE_MARK in marks:
         notes.append(f"{NO_CURVE_MARK} a seed's model has no learning curve to tell whether it had converged "
                      "(fewer than 3 validation points in the last quarter of training, --probes none, or trained before "

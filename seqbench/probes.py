@@ -16,6 +16,12 @@ subset of the validation split (never test), and logs every value as ``curve/<ke
 * ``step_90`` / ``time_90``: the first validation step (and training seconds) at which the curve
   had covered 90 % of its way from the first probe to the end of the fitted line.
 
+A flat last quarter is necessary, not sufficient, when the learning rate decays to zero over it:
+DiViD's 3000-step cosine run passed the test (-0.3 %) and the same model on a 6000-step schedule
+nearly tripled its static swap (docs/protocol.md). :func:`late_lr_scale` gives the mean learning rate
+of the last quarter as a fraction of the peak, and the leaderboard marks plateaus reached below
+:data:`DECAYED_LR_SCALE` so a reader knows the flat curve may be the schedule's end.
+
 The headline probe (:func:`headline_key`) is the mean of the judge's static and dynamic swap
 accuracies where a judge reads the dataset, the reconstruction MSE otherwise.
 """
@@ -53,6 +59,8 @@ def default_probes(profile: str) -> list[str]:
     return list(get_profile(profile).probes)
 PLATEAU_THRESHOLD = 0.05
 MIN_QUARTER_POINTS = 3
+#: A last quarter whose mean learning rate is below this fraction of the peak decides no plateau by itself.
+DECAYED_LR_SCALE = 0.25
 SWAP_MEAN = "swap/mean"
 
 
@@ -114,6 +122,18 @@ def summarise_curve(key: str, steps: Sequence[int], values: Sequence[float], tim
         if times is not None:
             time_90 = float(np.asarray(times, dtype=np.float64)[reached[0]])
     return CurveSummary(key, end, change, converged, step_90, time_90, int(quarter.sum()), threshold)
+
+
+def late_lr_scale(config: Any, steps: int) -> float:
+    """Mean learning rate over the last quarter of a ``steps``-step run, as a fraction of the peak
+    (``config`` a :class:`~seqbench.config.MethodConfig`): 1.0 for a constant rate, ~0.05 for cosine to 0."""
+    from .trainer import lr_factor
+
+    steps = max(1, int(steps))
+    start = min(steps - 1, math.floor(0.75 * steps))
+    late = [lr_factor(config, step, steps) for step in range(start, steps)]
+    peak = max(lr_factor(config, step, steps) for step in range(0, steps, max(1, steps // 1000)))
+    return float(sum(late) / len(late) / max(peak, 1e-12))
 
 
 def curves_from_history(history: Sequence[dict[str, float]]) -> dict[str, tuple[list[int], list[float], list[float]]]:

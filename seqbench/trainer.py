@@ -152,22 +152,25 @@ def build_optimizer(config: MethodConfig, params) -> torch.optim.Optimizer:
     raise ConfigError(f"optimizer {config.optimizer!r} is not supported; use adam or adamw")
 
 
-def build_scheduler(config: MethodConfig, optimizer: torch.optim.Optimizer, steps: int):
+def lr_factor(config: MethodConfig, step: int, steps: int) -> float:
+    """The learning rate at ``step`` of a ``steps``-step run, as a fraction of ``config.lr`` (warm-up, then
+    constant or cosine decay to 0)."""
     from .errors import ConfigError
 
-    warmup = max(0, config.warmup_steps)
     if config.scheduler not in ("constant", "cosine"):
         raise ConfigError(f"scheduler {config.scheduler!r} is not supported; use constant or cosine")
+    warmup = max(0, config.warmup_steps)
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if config.scheduler == "cosine":
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
 
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if config.scheduler == "cosine":
-            progress = (step - warmup) / max(1, steps - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-        return 1.0
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def build_scheduler(config: MethodConfig, optimizer: torch.optim.Optimizer, steps: int):
+    lr_factor(config, 0, steps)  # validates the scheduler name before training
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, steps))
 
 
 class Trainable(Protocol):

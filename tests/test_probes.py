@@ -124,6 +124,27 @@ def test_the_leaderboard_marks_models_that_were_not_on_their_plateau():
     assert "†" not in text and "no learning curve" not in text
 
 
+def test_a_plateau_reached_as_the_learning_rate_decays_is_marked_apart():
+    from seqbench.config import MethodConfig
+    from seqbench.leaderboard import results_frame, render_dataset
+    from seqbench.probes import DECAYED_LR_SCALE, late_lr_scale
+
+    assert late_lr_scale(MethodConfig(scheduler="constant", warmup_steps=0), 1000) == pytest.approx(1.0)
+    # cosine to 0: the mean of 0.5 (1 + cos(pi p)) over p in [0.75, 1] is 0.5 - sin(pi / 4) / (pi / 2) ~ 0.05
+    cosine = late_lr_scale(MethodConfig(scheduler="cosine", warmup_steps=0), 4000)
+    assert cosine == pytest.approx(0.5 - np.sin(np.pi / 4) / (np.pi / 2), abs=2e-3) and cosine < DECAYED_LR_SCALE
+    rows = _rows({"decayed": True, "constant": True, "rising": False})
+    for row in rows:
+        row["plateau_lr_scale"] = {"decayed": cosine, "constant": 1.0, "rising": cosine}[row["method"]]
+    text = render_dataset(results_frame(rows), "d")
+    lines = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
+    assert {"decayed (2 seeds) ‡", "constant (2 seeds)", "rising (2 seeds) †"} <= lines
+    assert "‡ on a plateau reached while the learning rate decayed" in text
+    # rows written before the column existed carry no mark
+    text = render_dataset(results_frame(_rows({"flat": True})), "d")
+    assert "‡" not in text
+
+
 def test_a_run_logs_curves_and_writes_the_plateau_summary_beside_the_model(toy_plugin, tmp_path, monkeypatch):
     import json
 
@@ -141,6 +162,11 @@ def test_a_run_logs_curves_and_writes_the_plateau_summary_beside_the_model(toy_p
     assert [e["step"] for e in history if "curve/mse" in e] == [0, 4, 8, 12, 16, 20, 24]
     rows = [json.loads(line) for line in (run.output / "results.jsonl").read_text().splitlines()]
     assert rows and all(r["plateau_probe"] == "mse" and r["converged"] is None for r in rows)
+    from seqbench.config import MethodConfig
+    from seqbench.probes import late_lr_scale
+
+    schedule = MethodConfig(scheduler=meta["config"]["scheduler"], warmup_steps=meta["config"]["warmup_steps"])
+    assert all(r["plateau_lr_scale"] == pytest.approx(late_lr_scale(schedule, 24)) for r in rows)
 
 
 def test_a_compound_type_direction_label_splits_into_its_parts():

@@ -174,5 +174,11 @@ class ModelStore:
             meta = self.stored(unit).read_meta()
             if meta is None:
                 return {}  # not trained yet: ask again later
-            memo[unit.model_key] = meta.get("curve") or {}
+            curve = dict(meta.get("curve") or {})
+            if curve and meta.get("steps"):
+                from ..probes import late_lr_scale
+
+                # derived from the stored config here, so models trained before it existed get it too
+                curve["lr_scale"] = late_lr_scale(unit.config, int(meta["steps"]))
+            memo[unit.model_key] = curve
         return memo[unit.model_key]

@@ -61,6 +61,9 @@ class ResultRow:
     converged: bool | None
     plateau_change: float | None
     plateau_probe: str | None
+    # mean learning rate of the last quarter / the peak (seqbench.probes.late_lr_scale): a plateau
+    # reached as the rate decays to zero may be the schedule's end, not the model's
+    plateau_lr_scale: float | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -89,4 +92,5 @@ class ResultRow:
             cell_key=None if cell is None else cell.cell_key, seqbench_version=__version__,
             git_sha=run.provenance["git_sha"], device=run.device, duration_s=duration,
             method_distribution=method_distribution, metric_distribution=metric_distribution,
-            converged=curve.get("converged"), plateau_change=curve.get("change"), plateau_probe=curve.get("key"))
+            converged=curve.get("converged"), plateau_change=curve.get("change"), plateau_probe=curve.get("key"),
+            plateau_lr_scale=curve.get("lr_scale"))
