@@ -10,6 +10,8 @@ clips at step 0 and every validation point) and a plateau summary in ``meta.json
   change over the last quarter of training (a least-squares line through that quarter's probes),
   ``converged`` (change below the threshold), the step and training time at which 90 % of the way to
   the final value was covered, and the last-quarter change of the other probes;
+* ``--fill-lr-scale`` (with ``--rows``) adds the ``plateau_lr_scale`` column to rows written before it
+  existed, computed from each model's stored schedule (a derived value; nothing is re-measured);
 * ``--export DIR`` copies every listed model's ``history.json`` and plateau summary to
   ``DIR/<method>-seed<k>-<key8>.json``, so the evidence behind a committed leaderboard outlives the cache;
   ``--from DIR`` reads such exported files instead of the cache.
@@ -59,6 +61,41 @@ def exported_models(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) | {"label": path.stem} for path in sorted(Path(folder).glob("*.json"))]
 
 
+def lr_scale(meta: dict[str, Any]) -> float | None:
+    """The last quarter's mean learning rate / the peak (:func:`seqbench.probes.late_lr_scale`) of a model."""
+    from seqbench.config import MethodConfig
+    from seqbench.probes import late_lr_scale
+
+    config = meta.get("config") or {}
+    if not meta.get("steps") or "scheduler" not in config:
+        return None
+    return late_lr_scale(MethodConfig(scheduler=config["scheduler"], warmup_steps=config.get("warmup_steps", 0)),
+                         int(meta["steps"]))
+
+
+def fill_lr_scale(rows_dir: Path, models: list[dict[str, Any]]) -> int:
+    """Add ``plateau_lr_scale`` to rows written before the column existed, from their model's schedule.
+
+    The value is a function of the model's stored config and step count (nothing is re-measured); rows
+    whose model is not among ``models`` get ``None``. Returns the number of rows given a value.
+    """
+    from seqbench.runner.row import ResultRow
+
+    scales = {m["label"].rsplit("-", 1)[-1]: lr_scale(m["meta"]) for m in models if m["meta"].get("curve")}
+    filled = 0
+    for path in sorted(Path(rows_dir).rglob("results.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if all("plateau_lr_scale" in row for row in rows):
+            continue
+        for row in rows:
+            if "plateau_lr_scale" not in row:
+                row["plateau_lr_scale"] = scales.get((row.get("model_key") or "")[:8])
+                filled += row["plateau_lr_scale"] is not None
+        path.write_text("".join(json.dumps({k: row.get(k) for k in ResultRow.columns()}) + "\n" for row in rows),
+                        encoding="utf-8")
+    return filled
+
+
 def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from seqbench.probes import summarise_history
 
@@ -69,6 +106,7 @@ def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         row = {"model": model["label"], "steps": meta.get("steps"), "probe": summary["key"],
                "final": summary["final"], "change": summary["change"], "converged": summary["converged"],
+               "lr_scale": lr_scale(meta),
                "step_90": summary["step_90"], "time_90_s": summary["time_90"],
                "train_s": meta.get("train_wall_s"), "probe_s": meta.get("probe_s")}
         for key in SHOWN_CHANGES:
@@ -97,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the models these result rows name (a results.jsonl or a folder of them)")
     parser.add_argument("--export", default=None, help="copy the listed models' curves to this folder")
     parser.add_argument("--figure", default=None, help="draw the curves overlaid into this PNG")
+    parser.add_argument("--fill-lr-scale", action="store_true",
+                        help="add plateau_lr_scale to the --rows written before that column existed (from the models' schedules)")
     args = parser.parse_args(argv)
 
     methods = args.methods.split(",") if args.methods else None
@@ -134,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             (folder / f"{model['label']}.json").write_text(json.dumps({"meta": keep, "history": model["history"]},
                                                                       default=float))
         print(f"exported {len(models)} curve(s) to {folder}")
+    if args.fill_lr_scale:
+        if not args.rows:
+            parser.error("--fill-lr-scale needs --rows")
+        print(f"plateau_lr_scale filled in {fill_lr_scale(Path(args.rows), models)} row(s) under {args.rows}")
     if args.figure:
         from seqbench.plots import learning_curves
 

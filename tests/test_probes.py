@@ -198,3 +198,34 @@ def test_the_probe_clips_are_a_seeded_draw_across_identities_not_the_first_clips
     first = len(np.unique(val.identity[:n]))  # the first 32 of 48 clips: 8 of the 12 identities
     assert first == 8 and probe.items["identities"] == 12
     assert probe.items == {"selection": "seeded", "clips": n, "identities": len(np.unique(probe.data.test.identity))}
+
+
+def test_rows_written_before_the_lr_scale_column_get_it_from_their_models_schedule(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from seqbench.config import MethodConfig
+    from seqbench.probes import late_lr_scale
+    from seqbench.runner.row import ResultRow
+
+    columns = ResultRow.columns()[:-1]  # a row of the previous schema
+    rows_dir, curves = tmp_path / "results" / "run1", tmp_path / "curves"
+    rows_dir.mkdir(parents=True), curves.mkdir()
+    rows = [dict.fromkeys(columns) | {"method": "m", "seed": 0, "model_key": key, "key": "mse"}
+            for key in ("abcdef1234567890", "ffffffff00000000")]
+    (rows_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    history = [{"step": s, "curve/mse": 0.1 + 1 / (1 + s)} for s in range(0, 4001, 250)]
+    meta = {"method": "m", "seed": 0, "steps": 4000, "config": {"scheduler": "cosine", "warmup_steps": 200},
+            "curve": {"key": "mse"}}
+    (curves / "m-seed0-abcdef12.json").write_text(json.dumps({"meta": meta, "history": history}))
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "learning_curves.py"
+    done = subprocess.run([sys.executable, str(script), "--from", str(curves), "--rows", str(tmp_path / "results"),
+                           "--fill-lr-scale"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "filled in 1 row(s)" in done.stdout
+    filled = [json.loads(line) for line in (rows_dir / "results.jsonl").read_text().splitlines()]
+    assert [tuple(r) for r in filled] == [ResultRow.columns()] * 2
+    expected = late_lr_scale(MethodConfig(scheduler="cosine", warmup_steps=200), 4000)
+    assert filled[0]["plateau_lr_scale"] == pytest.approx(expected) and filled[1]["plateau_lr_scale"] is None
