@@ -95,15 +95,40 @@ class Runner:
             return (dataclasses.replace(unit, model_key=str(mine.iloc[0])),
                     f"model {mine.iloc[0]} (the rows'), trained by another revision of the method's source with this "
                     f"config and version")
-        for key, config_hash in same_version[["model_key", "config_hash"]].dropna().drop_duplicates().itertuples(
-                index=False):  # options added since, at their defaults?
+        pairs = list(same_version[["model_key", "config_hash"]].dropna().drop_duplicates().itertuples(index=False))
+        for key, config_hash in pairs:  # options added since, at their defaults?
             candidate = dataclasses.replace(unit, model_key=str(key))
             added = self._options_added_since(candidate, str(config_hash))
             if added is not None:
                 return candidate, (f"model {key} (the rows'), trained with this config and version before the "
                                    f"options {', '.join(added) or '-'} were added (here at their defaults)")
+        for key, config_hash in pairs:  # another config of this version (e.g. a budget changed since): its own
+            candidate = self._unit_with_stored_config(dataclasses.replace(unit, model_key=str(key)), str(config_hash))
+            if candidate is not None:
+                changed = {k: v for k, v in candidate.config.to_dict().items() if unit.config.to_dict().get(k) != v}
+                return candidate, (f"model {key} (the rows'), trained with another config of this method version: "
+                                   + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
         raise LookupError(f"the rows name model {', '.join(map(str, set(keys)))} of another config or method "
                           f"version; this code builds {unit.model_key}")
+
+    def _unit_with_stored_config(self, unit: ModelUnit, config_hash: str) -> ModelUnit | None:
+        """``unit`` rebuilt with the config stored beside its cached model ``unit.model_key``, if that config
+        is the one the rows hashed (``config_hash``) and every key of it is a setting of this code's config;
+        else ``None``. The weights are loaded into the architecture that config describes."""
+        from ..utils import content_hash
+
+        meta = self.models.stored(unit).read_meta() or {}
+        stored = meta.get("config")
+        if not isinstance(stored, dict) or content_hash(stored) != config_hash:
+            return None
+        if set(stored) - set(unit.config.to_dict()):
+            return None
+        changes = {k: tuple(v) if isinstance(getattr(unit.config, k), tuple) and isinstance(v, list) else v
+                   for k, v in stored.items()}
+        config = dataclasses.replace(unit.config, **changes)
+        if content_hash(config.to_dict()) != config_hash:  # a key this code adds, away from the stored run
+            return None
+        return dataclasses.replace(unit, config=config, config_hash=config_hash)
 
     def _options_added_since(self, unit: ModelUnit, config_hash: str) -> list[str] | None:
         """The config keys this code has and the cached model ``unit.model_key`` was trained without, if
