@@ -102,10 +102,11 @@ class Runner:
             if added is not None:
                 return candidate, (f"model {key} (the rows'), trained with this config and version before the "
                                    f"options {', '.join(added) or '-'} were added (here at their defaults)")
+        current = unit.config.to_dict()
         for key, config_hash in pairs:  # another config of this version (e.g. a budget changed since): its own
             candidate = self._unit_with_stored_config(dataclasses.replace(unit, model_key=str(key)), str(config_hash))
             if candidate is not None:
-                changed = {k: v for k, v in candidate.config.to_dict().items() if unit.config.to_dict().get(k) != v}
+                changed = {k: v for k, v in candidate.config.to_dict().items() if current.get(k) != v}
                 return candidate, (f"model {key} (the rows'), trained with another config of this method version: "
                                    + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
         raise LookupError(f"the rows name model {', '.join(map(str, set(keys)))} of another config or method "
