@@ -125,7 +125,7 @@ class SyntheticSpeech(GeneratedDataset):
     """Source-filter vowel speech: speaker (static) x two-vowel content (dynamic), TIMIT-like features."""
 
     name = "synthetic-speech"
-    version = "1"
+    version = "2"
     modality = "audio"
     family = "speech"
     description = ("synthesised vowel speech (source-filter): speakers differ in pitch and vocal-tract length (static), "
@@ -135,6 +135,10 @@ class SyntheticSpeech(GeneratedDataset):
     settings_keys = ("speakers", "utterances", "test_utterances", "chunks", "feature", "seed")
     identity_label = "speaker"
     extra_arrays: ClassVar[list[str]] = ["utterance", "chunk"]
+    # Test holds unseen utterances of seen speakers, so validation is carved by utterance too
+    # (version 2; version 1 carved by speaker, and the speaker-from-d probe could not name a
+    # validation speaker it never saw).
+    validation_group: ClassVar[str | None] = "utterance"
 
     def validate(self, options: dict[str, Any]) -> dict[str, Any]:
         out = dict(options)

@@ -46,6 +46,9 @@ class SplitData:
     value range when batched, float arrays are taken as already in range. ``labels`` maps each
     label name to an int array ``[N]``; ``identity`` groups clips of the same subject (used to
     carve validation splits without leaking subjects); ``keypoints`` is ``[N, T, K, 2]`` pixels.
+    ``validation_groups``, when set, replaces ``identity`` as the unit the validation carve keeps
+    whole: datasets whose test split is cut by another unit than the subject (synthetic-speech: by
+    utterance, every speaker in both splits) set it so validation mimics test.
     """
 
     x: np.ndarray
@@ -55,6 +58,7 @@ class SplitData:
     ids: np.ndarray | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    validation_groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -79,7 +83,8 @@ class SplitData:
         return SplitData(x=x,
                          labels={k: v[index] for k, v in self.labels.items()},
                          identity=pick(self.identity), keypoints=pick(self.keypoints), ids=pick(self.ids),
-                         value_range=self.value_range, extra={k: v[index] for k, v in self.extra.items()})
+                         value_range=self.value_range, extra={k: v[index] for k, v in self.extra.items()},
+                         validation_groups=pick(self.validation_groups))
 
     def clips(self, index: np.ndarray | slice | list[int]) -> torch.Tensor:
         """Float clips ``[B, T, C, H, W]`` in the value range, for the given rows."""
@@ -128,19 +133,22 @@ class _LazyRows:
 def carve_validation(data: SplitData, fraction: float, seed: int = 0) -> tuple[SplitData, SplitData]:
     """Split train into (train, val) for model selection, never touching the test split.
 
-    Clips are grouped by identity when the dataset has one, so no subject is in both parts.
-    The carve depends only on ``seed`` and the data, not on the method, so every method
-    selects on the same validation clips.
+    Validation mimics the test split: clips are grouped by ``validation_groups`` when the dataset
+    sets it (the unit its test split is cut by), else by identity when it has one, so no group is
+    in both parts - unseen subjects for datasets whose test subjects are unseen. The carve depends
+    only on ``seed`` and the data, not on the method, so every method selects on the same
+    validation clips.
     """
     n = len(data)
     if fraction <= 0 or n < 2:
         return data, data.subset(np.arange(0))
     rng = np.random.default_rng(seed)
-    if data.identity is not None:
-        groups = np.unique(data.identity)
+    grouping = data.validation_groups if data.validation_groups is not None else data.identity
+    if grouping is not None:
+        groups = np.unique(grouping)
         n_val_groups = max(1, int(round(len(groups) * fraction))) if len(groups) > 1 else 0
         val_groups = rng.permutation(groups)[:n_val_groups]
-        is_val = np.isin(data.identity, val_groups)
+        is_val = np.isin(grouping, val_groups)
     else:
         is_val = np.zeros(n, dtype=bool)
         is_val[rng.permutation(n)[: max(1, int(round(n * fraction)))]] = True

@@ -263,10 +263,15 @@ class CachedDataset(PreparedFolderDataset):
         table = side.get("labels", np.zeros((len(x), 0), dtype=np.int64)).reshape(len(x), -1)
         labels = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(label_names)}
         extra = {name: side[name] for name in self.extra_arrays + ["key"] if name in side}
+        groups = extra.get(self.validation_group) if self.validation_group else None
         return SplitData(x=x, labels=labels, identity=side.get("identity"), ids=side.get("ids"),
-                         keypoints=side.get("keypoints"), value_range=self.data_value_range(meta), extra=extra)
+                         keypoints=side.get("keypoints"), value_range=self.data_value_range(meta), extra=extra,
+                         validation_groups=groups)
 
     extra_arrays: ClassVar[list[str]] = []
+    #: The extra array (one of ``extra_arrays``) the validation carve keeps whole instead of the
+    #: identity: set it when the test split is not cut by subject (see ``carve_validation``).
+    validation_group: ClassVar[str | None] = None
 
     def info(self) -> dict[str, Any]:
         out = super().info()

@@ -132,3 +132,19 @@ def test_synthetic_speech_is_deterministic_labelled_and_learnable(tmp_path):
         SyntheticSpeech(source="/x")
     with pytest.raises(ConfigError, match="test_utterances"):
         SyntheticSpeech(utterances=3, test_utterances=3)
+
+
+def test_synthetic_speech_validation_is_carved_like_its_test_split(tmp_path):
+    """Test holds unseen utterances of seen speakers, so the validation carve keeps utterances
+    whole and every speaker on both sides; a subject-grouped carve (the video sets') would leave
+    the validation speakers unseen, and the speaker-from-d probe could never name one."""
+    from seqbench.data import carve_validation
+    from seqbench.datasets.timit import TIMIT
+
+    adapter = SyntheticSpeech(root=tmp_path / "a", speakers=6, utterances=10, test_utterances=2, chunks=2)
+    train, val = carve_validation(adapter.split("train"), 0.25, seed=0)
+    assert len(val) == 2 * 12  # 12 of the 48 training utterances, two chunks each
+    assert set(val.labels["speaker"]) <= set(train.labels["speaker"]) == set(range(6))
+    assert len(set(val.labels["speaker"])) >= 4
+    assert not set(val.extra["utterance"]) & set(train.extra["utterance"])
+    assert TIMIT.validation_group is None  # TIMIT's test speakers are unseen: it carves by speaker
