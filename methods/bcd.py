@@ -91,8 +91,9 @@ encoder base 16, transformer width 64, depth 2, K = 2 queries of 32, 4 groups of
 v-prediction, 2 of 8 frames per clip in the loss, 6000 steps of 16 clips at lr 5e-4, DDIM 3 steps;
 ~4x the cost on 64 px frames). 6000, not 3000: at 3000 the swap probe still rose +10.7 % over the last
 quarter (static half +26 %); on synthetic-sprites 6000 steps took swap static 0.231 -> 0.408 and the MSE
-0.0040 -> 0.0016 (0.10x the mean clip), on a plateau (+3.1 %) reached as the cosine schedule decayed; ``paper`` (widths of a T5-small encoder - 512 wide, 6 layers, 8 heads -, 16 codes x
-4 groups = 16 bits/frame, the ADM U-Net of DiViD's 64 px setting; optimiser as DDPM).
+0.0040 -> 0.0016 (0.10x the mean clip), on a plateau (+3.1 %) reached as the cosine schedule decayed;
+``paper`` (widths of a T5-small encoder - 512 wide, 6 layers, 8 heads -, 16 codes x 4 groups =
+16 bits/frame, the ADM U-Net of DiViD's 64 px setting; optimiser as DDPM).
 """
 
 from __future__ import annotations

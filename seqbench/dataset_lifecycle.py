@@ -263,7 +263,13 @@ class CachedDataset(PreparedFolderDataset):
         table = side.get("labels", np.zeros((len(x), 0), dtype=np.int64)).reshape(len(x), -1)
         labels = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(label_names)}
         extra = {name: side[name] for name in self.extra_arrays + ["key"] if name in side}
-        groups = extra.get(self.validation_group) if self.validation_group else None
+        groups = None
+        if self.validation_group:
+            if self.validation_group not in extra:
+                raise ConfigError(f"dataset {self.name!r}: validation_group={self.validation_group!r} is not one of the "
+                                  f"arrays stored with {self.prepared_dir} ({sorted(extra)}); list it in extra_arrays "
+                                  f"and write it when the dataset is prepared")
+            groups = extra[self.validation_group]
         return SplitData(x=x, labels=labels, identity=side.get("identity"), ids=side.get("ids"),
                          keypoints=side.get("keypoints"), value_range=self.data_value_range(meta), extra=extra,
                          validation_groups=groups)

@@ -148,3 +148,9 @@ def test_synthetic_speech_validation_is_carved_like_its_test_split(tmp_path):
     assert len(set(val.labels["speaker"])) >= 4
     assert not set(val.extra["utterance"]) & set(train.extra["utterance"])
     assert TIMIT.validation_group is None  # TIMIT's test speakers are unseen: it carves by speaker
+
+    class Misconfigured(SyntheticSpeech):
+        validation_group = "sentence"  # not an array the adapter stores
+
+    with pytest.raises(ConfigError, match="validation_group='sentence'"):
+        Misconfigured(root=tmp_path / "a", speakers=6, utterances=10, test_utterances=2, chunks=2).split("train")
