@@ -88,14 +88,15 @@ from seqbench.config import MethodConfig
 from seqbench.errors import ConfigError
 from seqbench.hookspecs import hookimpl
 from seqbench.method import Batch, Method, ObjectiveMethod
-from seqbench.nn import (DDPMSchedule, FactorNorm, TokenSelfAttention, UNet, UNetEncoder, ddim_sample, ddpm_sample,
-                         ddpm_usage_report, orthogonality_loss, randn)
+from seqbench.nn import (DDPMSchedule, FactorNorm, PooledFrameEncoder, TokenSelfAttention, UNet, UNetEncoder,
+                         ddim_sample, ddpm_sample, ddpm_usage_report, orthogonality_loss, randn)
 from seqbench.nn.augment import colour_distort
 from seqbench.nn.diffusion import ddim_timesteps
 from seqbench.types import DataSpec, Factors
 
 _SAMPLERS = ("ddim", "ddpm")
 _PREDICTIONS = ("eps", "v")
+_STATIC_ENCODERS = ("mlp", "pooled")
 
 
 @dataclass
@@ -140,6 +141,14 @@ class DiViDConfig(MethodConfig):
     # direction has to come from d.
     colour_invariance: float = 0.0
     static_flip: float = 0.0
+    # Where the static token comes from (not in the paper beyond "mlp"; "mlp" by default). "mlp": the paper's
+    # MLP on the flattened first-frame embedding, which sees the frame's layout - pose and facing included.
+    # "pooled": the same MLP on a position-free summary of the first frame (:class:`~seqbench.nn.PooledFrameEncoder`,
+    # local features of ``static_kernel`` pixels averaged over the frame), so the facing direction, constant
+    # within a clip but labelled as motion, has to come from the dynamic tokens.
+    static_encoder: str = "mlp"
+    static_kernel: int = 1
+    static_width: int = 128
 
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(token_dim=8, enc_base=8, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=16, lstm_hidden=8,
@@ -177,6 +186,10 @@ class DiViDConfig(MethodConfig):
             raise ConfigError(f"divid.dynamic_noise={self.dynamic_noise}: must be >= 0")
         if self.colour_invariance < 0:
             raise ConfigError(f"divid.colour_invariance={self.colour_invariance}: must be >= 0")
+        if self.static_encoder not in _STATIC_ENCODERS:
+            raise ConfigError(f"divid.static_encoder={self.static_encoder!r}: choose one of {', '.join(_STATIC_ENCODERS)}")
+        if self.static_kernel < 1 or self.static_kernel % 2 == 0:
+            raise ConfigError(f"divid.static_kernel={self.static_kernel}: must be a positive odd integer")
         if not 0.0 <= self.static_flip <= 1.0:
             raise ConfigError(f"divid.static_flip={self.static_flip}: a probability in [0, 1]")
 
@@ -203,7 +216,13 @@ class DiViD(ObjectiveMethod):
                                          num_res_blocks=c.enc_res_blocks, patch_size=c.patch_size, middle=False,
                                          flatten=True)
         feat = math.prod(self.image_encoder.output_shape(spec.height, spec.width))
-        self.static_encoder = nn.Sequential(nn.Linear(feat, c.static_hidden), nn.ReLU(),
+        self.static_pool: nn.Module | None = None
+        if c.static_encoder == "pooled":
+            self.static_pool = PooledFrameEncoder(ch, c.static_width, kernel_size=c.static_kernel)
+            feat_static = c.static_width
+        else:
+            feat_static = feat
+        self.static_encoder = nn.Sequential(nn.Linear(feat_static, c.static_hidden), nn.ReLU(),
                                             nn.Linear(c.static_hidden, c.static_hidden), nn.ReLU(),
                                             nn.Linear(c.static_hidden, c.token_dim))
         self.dynamic_lstm = nn.LSTM(feat, c.lstm_hidden, batch_first=True, bidirectional=True)
@@ -240,7 +259,11 @@ class DiViD(ObjectiveMethod):
         """Sequence encoder: ``(s [B, D], d [B, T, D])`` for model-space ``x`` ``[B, T, C, H, W]``;
         ``static_first`` (``[B, C, H, W]``) replaces the first frame the static encoder reads."""
         e = self.image_encoder(x)  # [B, T, F]
-        first = e[:, 0] if static_first is None else self.image_encoder(static_first[:, None])[:, 0]
+        frame = x[:, 0] if static_first is None else static_first
+        if self.static_pool is not None:
+            first = self.static_pool(frame)
+        else:
+            first = e[:, 0] if static_first is None else self.image_encoder(static_first[:, None])[:, 0]
         s = self.static_norm(self.static_encoder(first))
         h, _ = self.dynamic_lstm(e - e[:, :1])
         d = self.dynamic_norm(self.dynamic_proj(self.dynamic_attention(h)))

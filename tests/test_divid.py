@@ -193,3 +193,31 @@ def test_a_content_free_dynamic_path_trains_d_to_ignore_colours_and_s_to_ignore_
         inv.backward()
         opt.step()
     assert float(inv) < 0.5 * first
+
+
+def test_a_pooled_static_encoder_gives_a_static_token_blind_to_layout_and_facing():
+    """``static_encoder="pooled"`` reads the first frame through pixel-wise features averaged over the
+    frame: the static token is unchanged by mirroring or shuffling the first frame's pixels (the
+    paper's MLP on the flattened embedding is not), it still depends on the colours, and it trains."""
+    model = build(static_encoder="pooled")
+    model.eval()
+    x = clips()
+    s = model.encode(x).static
+    perm = torch.randperm(x.shape[-1] * x.shape[-2], generator=torch.Generator().manual_seed(0))
+    shuffled = x.clone()
+    shuffled[:, 0] = x[:, 0].flatten(-2)[..., perm].reshape(x[:, 0].shape)
+    assert torch.allclose(model.encode(x.flip(-1)).static, s, atol=1e-5)
+    assert torch.allclose(model.encode(shuffled).static, s, atol=1e-5)
+    assert not torch.allclose(model.encode(1 - x).static, s, atol=1e-3)
+    assert not torch.allclose(build().eval().encode(x.flip(-1)).static, build().eval().encode(x).static, atol=1e-3)
+    model.train()
+    out = model.losses(x, generator=torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert model.static_pool.body[0].weight.grad.abs().sum() > 0
+
+
+def test_divid_refuses_an_unknown_static_encoder():
+    with pytest.raises(ConfigError, match="static_encoder"):
+        DiViDConfig(static_encoder="pool")
+    with pytest.raises(ConfigError, match="static_kernel"):
+        DiViDConfig(static_kernel=2)

@@ -22,7 +22,7 @@ from ..types import DataSpec
 __all__ = [
     "DCGAN_SIZES", "DCGANDown", "DCGANFrameDecoder", "DCGANFrameEncoder", "DCGANUp", "MLPFrameDecoder",
     "MLPFrameEncoder",
-    "OutputActivation", "fold_time", "frame_decoder", "frame_encoder", "output_activation", "unfold_time",
+    "OutputActivation", "PooledFrameEncoder", "fold_time", "frame_decoder", "frame_encoder", "output_activation", "unfold_time",
 ]
 
 OutputActivation = Literal["sigmoid", "tanh", "linear"]
@@ -186,6 +186,34 @@ class MLPFrameDecoder(nn.Module):
         flat, lead = fold_time(h, 1)
         out = self.head(self.body(flat)).reshape(-1, *self.frame_shape)
         return unfold_time(out, lead)
+
+
+class PooledFrameEncoder(nn.Module):
+    """Frame ``[..., C, H, W]`` -> vector that cannot say *where* anything is in the frame.
+
+    Convolutions with a ``kernel_size`` receptive field (``1``: each pixel alone) and GELUs, then the
+    mean over all positions: a learned soft histogram of local appearance. Why: a static code read
+    from a frame through a spatial layer also holds the pose and the facing direction of that frame,
+    which are motion; pooled local features keep colours and textures (and their areas) but lose the
+    layout. With ``kernel_size=1`` the output is exactly invariant to any permutation of the pixels,
+    mirroring included.
+    """
+
+    def __init__(self, in_channels: int, width: int = 128, *, kernel_size: int = 1, depth: int = 2):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ConfigError(f"PooledFrameEncoder kernel_size={kernel_size}: must be a positive odd integer")
+        if depth < 1 or width < 1:
+            raise ConfigError(f"PooledFrameEncoder depth={depth}, width={width}: both must be positive")
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2), nn.GELU()]
+        for _ in range(depth - 1):
+            layers += [nn.Conv2d(width, width, 1), nn.GELU()]
+        self.body = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat, lead = fold_time(x, 3)
+        return unfold_time(self.body(flat).mean(dim=(-2, -1)), lead)
 
 
 def _video_size(spec: DataSpec) -> int:
