@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "cached models), <dataset>-metrics.png (headline metrics with 95%% intervals) and "
                             "<dataset>-curves.png (learning curves of the cached models) into DIR, and embed them in "
                             "the markdown")
+    board.add_argument("--curves", type=Path, metavar="DIR",
+                       help="with --figures: exported learning curves (DIR/<dataset>/<method>-seed<k>-<key8>.json, "
+                            "benchmarks/learning_curves.py --export) for the models this cache no longer holds")
     board.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
                        help="dataset option of the runs whose cached models --figures draws (e.g. "
                             "synthetic-sprites.size=64)")
@@ -281,7 +284,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for path in write_dataset_figures(frame, args.figures, datasets=datasets, headlines=headline_keys(plugins),
                                           profile=args.profile, swaps=True, plugins=args.plugins,
                                           dataset_options=parse_scoped_values(args.data_options,
-                                                                              flag="--data-option")):
+                                                                              flag="--data-option"),
+                                          curves=args.curves):
             if args.output:
                 print(f"wrote {path}")
             else:  # stdout carries the markdown: say it in the log

@@ -32,6 +32,21 @@ MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of th
 LINE_STYLES = ("-", "--", ":", "-.")
 
 
+def exported_history(folder: Path, method: str, seed: int, model_key: str) -> list[dict[str, float]] | None:
+    """A model's training history from an exported curve file ``folder/<method>-seed<k>-<key8>.json``
+    (``benchmarks/learning_curves.py --export``), or ``None``: the committed copy of what the cache held,
+    so a leaderboard's curve figure is redrawn from the repository after the cache is gone."""
+    path = Path(folder) / f"{method}-seed{int(seed)}-{str(model_key)[:8]}.json"
+    if not path.exists():
+        return None
+    try:
+        history = json.loads(path.read_text()).get("history")
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        logger.warning(f"learning curves: {path} is unreadable ({exc}); that model's curve is left out")
+        return None
+    return history if isinstance(history, list) else None
+
+
 def load_history(model_dir: Path) -> list[dict[str, float]] | None:
     """The training history beside a cached model (``history.json``), or ``None`` if it has none."""
     from .runner import HISTORY_FILE
@@ -252,13 +267,15 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
 def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datasets: list[str] | None = None,
                           headlines: dict[str, set[str]] | None = None, profile: str | None = None,
                           swaps: bool = False, plugins: list[str] | None = None,
-                          dataset_options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
+                          dataset_options: dict[str, dict[str, Any]] | None = None,
+                          curves: Path | str | None = None) -> list[Path]:
     """``<dataset>-metrics.png``, ``<dataset>-curves.png`` and (``swaps``) ``<dataset>-swaps.png`` for each
     dataset of ``frame`` into ``directory``.
 
     The curves come from the ``history.json`` beside each cached model the leaderboard's rows name
-    (their ``model_key``); models trained before histories were kept have no curve. A figure that
-    cannot be drawn is a warning.
+    (their ``model_key``), else from the exported copy under ``curves/<dataset>/`` (:func:`exported_history`);
+    models trained before histories were kept have no curve. A swap grid needs the cached model; the
+    figure's title names the methods it leaves out. A figure that cannot be drawn is a warning.
     """
     from .leaderboard import results_frame, select_rows
     from .utils import cache_root
@@ -281,16 +298,21 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
             rows = frame.iloc[0:0]
         for (method, seed, key), _ in rows.groupby(["method", "seed", "model_key"]):
             history = load_history(cache_root() / "models" / method / str(key))
+            if not history and curves is not None:
+                history = exported_history(Path(curves) / dataset, method, seed, key)
             if history:
                 histories[f"{method}/seed{int(seed)}"] = history
         if swaps:
             try:
                 grids = cached_swap_grids(frame, dataset, profile=profile, plugins=plugins,
                                           dataset_options=dataset_options)
+                left_out = sorted(set(rows["method"].unique()) - set(grids))
                 if grids:
                     written.append(swap_grids_figure(grids, Path(directory) / f"{dataset}-swaps.png", title=(
                         f"{dataset}: swaps on the same test clips\nrow: static donor, column: dynamics donor, "
-                        "real clips on the margins")))
+                        "real clips on the margins"
+                        + (f"\nnot drawn (model not in the cache that drew this): {', '.join(left_out)}"
+                           if left_out else ""))))
             except Exception as exc:
                 logger.warning(f"{dataset}: swap grids not drawn: {type(exc).__name__}: {exc}")
         if not histories:

@@ -164,3 +164,28 @@ def test_a_swap_grid_is_drawn_from_the_weights_the_rows_name(toy_plugin, cache_d
     capsys.readouterr()
     assert cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke") == {}
     assert "of another config or method version" in capsys.readouterr().err
+
+
+def test_the_curve_figure_is_redrawn_from_exported_curves_once_the_cache_is_gone(toy_plugin, cache_dir, tmp_path,
+                                                                                    capsys):
+    """``seqbench leaderboard --figures DIR --curves CURVES`` draws the learning curves of models the cache no
+    longer holds from their exported copies (``CURVES/<dataset>/<method>-seed<k>-<key8>.json``), so a committed
+    board's curve figure is regenerable from the repository alone; without ``--curves`` there is none to draw."""
+    import json
+    import shutil
+
+    out_dir = tmp_path / "out"
+    assert main(["run", *TOY, "--seeds", "0", "-o", str(out_dir)]) == 0
+    exported = tmp_path / "curves" / "toy-bars"
+    exported.mkdir(parents=True)
+    (model_dir,) = [p.parent for p in (cache_dir / "models").glob("toyae/*/history.json")]
+    history = json.loads((model_dir / "history.json").read_text())
+    (exported / f"toyae-seed0-{model_dir.name[:8]}.json").write_text(json.dumps({"meta": {}, "history": history}))
+    shutil.rmtree(cache_dir / "models")
+    bare, with_curves = tmp_path / "bare", tmp_path / "with-curves"
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(bare)]) == 0
+    assert not (bare / "toy-bars-curves.png").exists()
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(with_curves),
+                 "--curves", str(tmp_path / "curves")]) == 0
+    redrawn, first = (np.asarray(Image.open(d / "toy-bars-curves.png")) for d in (with_curves, out_dir / "leaderboards"))
+    assert redrawn.shape == first.shape and _has_colour(with_curves / "toy-bars-curves.png", C0)
