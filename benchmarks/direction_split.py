@@ -23,63 +23,37 @@ import time
 
 
 def main() -> None:
+    from _board import add_board_arguments, open_board
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", required=True, help="a leaderboard's rows: leaderboards/results/<dataset>")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--data-option", action="append", default=[], help="e.g. sprites.size=32")
-    parser.add_argument("--methods", default="", help="comma-separated; default: every method of the rows")
-    args = parser.parse_args()
+    add_board_arguments(parser)
+    board = open_board(parser.parse_args())
 
     import numpy as np
     import torch
 
-    from seqbench.config import parse_scoped_values
     from seqbench.data import carve_validation
     from seqbench.functional import compound_label_parts
     from seqbench.judges import judge_config_for
-    from seqbench.leaderboard import results_frame, select_rows
-    from seqbench.metric import EvalContext, EvalData, evaluation_subset
-    from seqbench.results import load_results
-    from seqbench.runner import RunOptions, Runner
+    from seqbench.metric import EvalContext, EvalData
+    from seqbench.metrics._common import encode_split
 
-    torch.set_grad_enabled(False)
-    rows = select_rows(results_frame(load_results(args.rows)), args.dataset, None)
-    options = parse_scoped_values(args.data_option, flag="--data-option")
-    wanted = [m for m in args.methods.split(",") if m] or sorted(rows["method"].unique())
-    runner = Runner(RunOptions(methods=[], datasets=[args.dataset], profile=str(rows["profile"].iloc[0]),
-                               progress=False, dataset_options=options))
-    adapter = runner.adapter(args.dataset)
-    spec = adapter.spec
-    test = adapter.split("test")
-    subset = evaluation_subset(spec.fingerprint, len(test), runner.eval_clips)
-    test = test if subset is None else test.subset(subset)
+    spec, test, runner = board.spec, board.test, board.runner
     heads = [(label, compound_label_parts(label.class_names)) for label in spec.dynamic_labels]
     heads = [(label, parts) for label, parts in heads if parts is not None]
     if not heads:
-        raise SystemExit(f"{args.dataset} has no <type>-<direction> dynamic label to split")
+        raise SystemExit(f"{spec.name} has no <type>-<direction> dynamic label to split")
     judge_metric = runner.plugins.metrics.get("judge")
     judge_module = __import__(judge_metric.__module__, fromlist=["_Decodes"])
-    for method in wanted:
-        own = rows[rows["method"] == method]
-        try:
-            unit, note = runner.unit_for_rows(args.dataset, method, own)
-        except LookupError as exc:
-            print(f"{method}: skipped: {exc}")
-            continue
-        model = runner.load_cached_model(unit, torch.device("cpu"))
-        if model is None:
-            print(f"{method}: skipped: model {unit.model_key} is not in this cache")
-            continue
+    for method, unit, note, model in board.cached_models():
         start = time.perf_counter()
-        train, _ = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
+        train, _ = carve_validation(board.adapter.split("train"), unit.config.val_fraction, seed=0)
         data = EvalData(spec, train, test)
         ctx = EvalContext(device=torch.device("cpu"), seed=unit.seed, batch_size=64, profile=runner.options.profile,
                           registry=runner.plugins, model_dir=runner.model_dir(unit))
         metric = judge_metric()
         opts, overrides = metric._options()
         judge = ctx.judge(data, judge_config_for(spec, overrides, ctx.profile), opts["weights"])
-        from seqbench.metrics._common import encode_split
-
         codes = encode_split(model, test, ctx.batch_size, ctx.device)
         pairs = ctx.pairs(spec, len(test), None if opts["n_pairs"] is None else int(opts["n_pairs"]))
         a, b = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])

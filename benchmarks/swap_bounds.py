@@ -38,52 +38,29 @@ def _codes(model: Any, split: Any):
 
 
 def main() -> None:
+    from _board import add_board_arguments, open_board
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", required=True, help="a leaderboard's rows: leaderboards/results/<dataset>")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--data-option", action="append", default=[], help="e.g. sprites.size=32")
-    parser.add_argument("--methods", default="", help="comma-separated; default: every method of the rows")
+    add_board_arguments(parser)
     parser.add_argument("--train-codes", type=int, default=2048, help="training clips the code probe fits on")
     parser.add_argument("--probe-clips", action="store_true", help="also compare the probe's clip selections")
     args = parser.parse_args()
+    board = open_board(args)
 
     import numpy as np
     import torch
 
-    from seqbench.config import parse_scoped_values
     from seqbench.data import carve_validation
     from seqbench.functional import probe_accuracy
-    from seqbench.leaderboard import results_frame, select_rows
     from seqbench.metric import EvalContext, EvalData, evaluation_subset
-    from seqbench.results import load_results
-    from seqbench.runner import RunOptions, Runner
 
-    torch.set_grad_enabled(False)
-    rows = select_rows(results_frame(load_results(args.rows)), args.dataset, None)
-    options = parse_scoped_values(args.data_option, flag="--data-option")
-    wanted = [m for m in args.methods.split(",") if m] or sorted(rows["method"].unique())
-    runner = Runner(RunOptions(methods=[], datasets=[args.dataset], profile=str(rows["profile"].iloc[0]),
-                               progress=False, dataset_options=options))
-    adapter = runner.adapter(args.dataset)
-    spec = adapter.spec
-    test = adapter.split("test")
-    subset = evaluation_subset(spec.fingerprint, len(test), runner.eval_clips)
-    test = test if subset is None else test.subset(subset)
+    spec, test, runner, adapter = board.spec, board.test, board.runner, board.adapter
     statics = [label.name for label in spec.static_labels]
     judge_metric = runner.plugins.metrics.get("judge")
     print(f"{args.dataset}: {len(test)} test clips; per static head: code (linear probe on s) / recon (judge on "
           f"decode(encode(x))) / swap (the rows)")
-    for method in wanted:
-        own = rows[rows["method"] == method]
-        try:
-            unit, note = runner.unit_for_rows(args.dataset, method, own)
-        except LookupError as exc:
-            print(f"{method}: skipped: {exc}")
-            continue
-        model = runner.load_cached_model(unit, torch.device("cpu"))
-        if model is None:
-            print(f"{method}: skipped: model {unit.model_key} is not in this cache")
-            continue
+    for method, unit, note, model in board.cached_models():
+        own = board.rows[board.rows["method"] == method]
         start = time.perf_counter()
         train, val = carve_validation(adapter.split("train"), unit.config.val_fraction, seed=0)
         fit = train.subset(np.random.default_rng(0).choice(len(train), min(args.train_codes, len(train)),
@@ -118,7 +95,7 @@ def main() -> None:
                 print(f"  swap on {name} ({len(part)} clips, {ids} identities): " + " / ".join(
                     f"{out[f'swap/{g}'].value:.3f}" for g in ("static", "dynamic", "joint")))
             out = swap_metric.evaluate(model, EvalData(spec, train, test), ctx)
-            print(f"  swap on the test subset (256 pairs): " + " / ".join(
+            print("  swap on the test subset (256 pairs): " + " / ".join(
                 f"{out[f'swap/{g}'].value:.3f}" for g in ("static", "dynamic", "joint")))
 
 
