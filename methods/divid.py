@@ -145,10 +145,12 @@ class DiViDConfig(MethodConfig):
     # MLP on the flattened first-frame embedding, which sees the frame's layout - pose and facing included.
     # "pooled": the same MLP on a position-free summary of the first frame (:class:`~seqbench.nn.PooledFrameEncoder`,
     # local features of ``static_kernel`` pixels averaged over the frame), so the facing direction, constant
-    # within a clip but labelled as motion, has to come from the dynamic tokens.
+    # within a clip but labelled as motion, has to come from the dynamic tokens. ``static_mirror`` averages the
+    # summary of the frame and of its mirror (exact left/right invariance at any ``static_kernel``).
     static_encoder: str = "mlp"
     static_kernel: int = 1
     static_width: int = 128
+    static_mirror: bool = False
 
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(token_dim=8, enc_base=8, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=16, lstm_hidden=8,
@@ -218,7 +220,8 @@ class DiViD(ObjectiveMethod):
         feat = math.prod(self.image_encoder.output_shape(spec.height, spec.width))
         self.static_pool: nn.Module | None = None
         if c.static_encoder == "pooled":
-            self.static_pool = PooledFrameEncoder(ch, c.static_width, kernel_size=c.static_kernel)
+            self.static_pool = PooledFrameEncoder(ch, c.static_width, kernel_size=c.static_kernel,
+                                                  mirror_invariant=c.static_mirror)
             feat_static = c.static_width
         else:
             feat_static = feat

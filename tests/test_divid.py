@@ -214,6 +214,15 @@ def test_a_pooled_static_encoder_gives_a_static_token_blind_to_layout_and_facing
     out = model.losses(x, generator=torch.Generator().manual_seed(0))
     out["loss"].backward()
     assert model.static_pool.body[0].weight.grad.abs().sum() > 0
+    # a 3x3 kernel sees local shape (here: brightness rising to the right), so it tells a frame from its
+    # mirror, unless static_mirror pools both
+    ramp = torch.linspace(-1, 1, 16).expand(2, 3, 16, 16).contiguous()
+    wide = build(static_encoder="pooled", static_kernel=3).static_pool
+    gap = (wide(ramp.flip(-1)) - wide(ramp)).abs().max()
+    assert gap > 0.05 * wide(ramp).abs().max()
+    mirrored = build(static_encoder="pooled", static_kernel=3, static_mirror=True)
+    assert torch.allclose(mirrored.static_pool(ramp.flip(-1)), mirrored.static_pool(ramp), atol=1e-6)
+    assert torch.allclose(mirrored.eval().encode(x.flip(-1)).static, mirrored.encode(x).static, atol=1e-5)
 
 
 def test_divid_refuses_an_unknown_static_encoder():

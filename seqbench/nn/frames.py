@@ -196,10 +196,13 @@ class PooledFrameEncoder(nn.Module):
     from a frame through a spatial layer also holds the pose and the facing direction of that frame,
     which are motion; pooled local features keep colours and textures (and their areas) but lose the
     layout. With ``kernel_size=1`` the output is exactly invariant to any permutation of the pixels,
-    mirroring included.
+    mirroring included; wider kernels see which colours border which (hair above a face) but also the
+    local shape of a profile, so ``mirror_invariant`` averages the summary of the frame and of its
+    horizontal mirror, which keeps left and right out exactly at any kernel size.
     """
 
-    def __init__(self, in_channels: int, width: int = 128, *, kernel_size: int = 1, depth: int = 2):
+    def __init__(self, in_channels: int, width: int = 128, *, kernel_size: int = 1, depth: int = 2,
+                 mirror_invariant: bool = False):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ConfigError(f"PooledFrameEncoder kernel_size={kernel_size}: must be a positive odd integer")
@@ -209,11 +212,14 @@ class PooledFrameEncoder(nn.Module):
         for _ in range(depth - 1):
             layers += [nn.Conv2d(width, width, 1), nn.GELU()]
         self.body = nn.Sequential(*layers)
-        self.out_dim = width
+        self.out_dim, self.mirror_invariant = width, mirror_invariant
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat, lead = fold_time(x, 3)
-        return unfold_time(self.body(flat).mean(dim=(-2, -1)), lead)
+        summary = self.body(flat).mean(dim=(-2, -1))
+        if self.mirror_invariant:
+            summary = (summary + self.body(flat.flip(-1)).mean(dim=(-2, -1))) / 2
+        return unfold_time(summary, lead)
 
 
 def _video_size(spec: DataSpec) -> int:
