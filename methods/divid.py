@@ -64,6 +64,17 @@ Departures from the paper in version 2 (each measured; issue "Diffusion members 
   over DDIM steps 1/2/3/5/10/20 was 0.0126/0.0121/0.0111/0.0172/0.0223/0.0248 (mean clip 0.0149):
   a short-trained denoiser leaves noise behind on long deterministic trajectories.
 
+Options off by default, kept because they test where the facing direction lives (docs/findings.md,
+seventh session; 6000 steps, 32 px synthetic-sprites, seed 0): ``static_encoder="pooled"`` builds ``s``
+from a position-free summary of the first frame. It takes left/right out of ``s`` entirely (swap
+direction from ``s`` 0.59 -> 0.52, dynamic swap 0.676 -> 0.719) but not front/side, and the appearance
+moves into ``d`` (D->S 0.925; static swap 0.498 -> 0.012). With ``colour_invariance=1`` as well (a
+colour-free ``d``) the motion is disentangled completely - dynamic swap **1.000**, every decode faces
+the dynamic donor's way - but the static swap is 0.066, because ``s`` (a per-pixel colour summary) no
+longer says which colour goes where: the decoder cannot draw the attributes from ``[s, d]`` even for
+the clip's own codes (``recon/static`` 0.113, MSE 0.0034). ``static_kernel=3, static_mirror=True``
+(local context, still blind to left/right) is the next test.
+
 Profiles: ``smoke`` (seconds), ``quick`` (two CPU cores, 32 px synthetic-sprites: patch 2, narrow
 U-Nets with base 32 and multipliers 1-2-2, cross-attention at levels 1 and 2, tokens of 64,
 v-prediction, 2 of 8 frames per clip in the loss, 6000 steps of 16 clips at AdamW 5e-4 with
