@@ -79,7 +79,8 @@ def main() -> None:
                     print(f"  {si:>14s} {dj:>14s} {int(cell.sum()):6d} {follow_s.mean():7.3f} {follow_d.mean():8.3f} "
                           f"{(~follow_s & ~follow_d).mean():8.3f}")
             differ = ds != dd
-            print(f"  donors facing different ways ({int(differ.sum())} pairs): static {np.mean(pred[differ] == ds[differ]):.3f}"
+            print(f"  donors facing different ways ({int(differ.sum())} pairs): "
+                  f"static {np.mean(pred[differ] == ds[differ]):.3f}"
                   f" / dynamic {np.mean(pred[differ] == dd[differ]):.3f}")
 
 

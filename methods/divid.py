@@ -200,7 +200,8 @@ class DiViDConfig(MethodConfig):
         if self.colour_invariance < 0:
             raise ConfigError(f"divid.colour_invariance={self.colour_invariance}: must be >= 0")
         if self.static_encoder not in _STATIC_ENCODERS:
-            raise ConfigError(f"divid.static_encoder={self.static_encoder!r}: choose one of {', '.join(_STATIC_ENCODERS)}")
+            raise ConfigError(f"divid.static_encoder={self.static_encoder!r}: choose one of "
+                              f"{', '.join(_STATIC_ENCODERS)}")
         if self.static_kernel < 1 or self.static_kernel % 2 == 0:
             raise ConfigError(f"divid.static_kernel={self.static_kernel}: must be a positive odd integer")
         if not 0.0 <= self.static_flip <= 1.0:

@@ -187,5 +187,6 @@ def test_the_curve_figure_is_redrawn_from_exported_curves_once_the_cache_is_gone
     assert not (bare / "toy-bars-curves.png").exists()
     assert main(["leaderboard", "--from", str(out_dir), "--figures", str(with_curves),
                  "--curves", str(tmp_path / "curves")]) == 0
-    redrawn, first = (np.asarray(Image.open(d / "toy-bars-curves.png")) for d in (with_curves, out_dir / "leaderboards"))
+    redrawn, first = (np.asarray(Image.open(d / "toy-bars-curves.png"))
+                      for d in (with_curves, out_dir / "leaderboards"))
     assert redrawn.shape == first.shape and _has_colour(with_curves / "toy-bars-curves.png", C0)
