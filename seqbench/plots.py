@@ -32,11 +32,16 @@ MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of th
 LINE_STYLES = ("-", "--", ":", "-.")
 
 
+def curve_label(method: str, seed: int, model_key: str) -> str:
+    """``<method>-seed<k>-<key8>``: how an exported learning curve is named (one place for the convention)."""
+    return f"{method}-seed{int(seed)}-{str(model_key)[:8]}"
+
+
 def exported_history(folder: Path, method: str, seed: int, model_key: str) -> list[dict[str, float]] | None:
     """A model's training history from an exported curve file ``folder/<method>-seed<k>-<key8>.json``
     (``benchmarks/learning_curves.py --export``), or ``None``: the committed copy of what the cache held,
     so a leaderboard's curve figure is redrawn from the repository after the cache is gone."""
-    path = Path(folder) / f"{method}-seed{int(seed)}-{str(model_key)[:8]}.json"
+    path = Path(folder) / f"{curve_label(method, seed, model_key)}.json"
     if not path.exists():
         return None
     try:

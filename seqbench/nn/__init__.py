@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from .distributions import GaussianHead, gaussian_log_density, kl_normal, randn, reparameterize
 from .frames import (DCGAN_SIZES, DCGANDown, DCGANFrameDecoder, DCGANFrameEncoder, DCGANUp, MLPFrameDecoder,
-                     MLPFrameEncoder, OutputActivation, PooledFrameEncoder, fold_time, frame_decoder, frame_encoder, output_activation,
-                     unfold_time)
+                     MLPFrameEncoder, OutputActivation, PooledFrameEncoder, fold_time, frame_decoder, frame_encoder,
+                     output_activation, unfold_time)
 from .priors import LSTMDynamicsPrior
 from .dataspace import (DECODER_OUTPUTS, dcgan_unsupported, from_model_space, model_range, resolve_output,
                         to_model_space)
@@ -48,7 +48,8 @@ __all__ = [
     "edm_heun_sample", "edm_sigma_steps", "edm_training_sigmas", "group_norm", "heun_nfe", "load_or_train_vqae",
     "orthogonality_loss", "sinusoidal_embedding", "train_vqae", "zero_module",
     "DCGAN_SIZES", "DCGANDown", "DCGANFrameDecoder", "DCGANFrameEncoder", "DCGANUp", "GaussianHead",
-    "LSTMDynamicsPrior", "MLPFrameDecoder", "MLPFrameEncoder", "OutputActivation", "PooledFrameEncoder", "fold_time", "frame_decoder",
+    "LSTMDynamicsPrior", "MLPFrameDecoder", "MLPFrameEncoder", "OutputActivation", "PooledFrameEncoder", "fold_time",
+    "frame_decoder",
     "frame_encoder", "gaussian_log_density", "kl_normal", "output_activation", "randn", "reparameterize",
     "unfold_time",
     "DECODER_OUTPUTS", "dcgan_unsupported", "from_model_space", "model_range", "resolve_output", "to_model_space",

@@ -22,7 +22,8 @@ from ..types import DataSpec
 __all__ = [
     "DCGAN_SIZES", "DCGANDown", "DCGANFrameDecoder", "DCGANFrameEncoder", "DCGANUp", "MLPFrameDecoder",
     "MLPFrameEncoder",
-    "OutputActivation", "PooledFrameEncoder", "fold_time", "frame_decoder", "frame_encoder", "output_activation", "unfold_time",
+    "OutputActivation", "PooledFrameEncoder", "fold_time", "frame_decoder", "frame_encoder", "output_activation",
+    "unfold_time",
 ]
 
 OutputActivation = Literal["sigmoid", "tanh", "linear"]
