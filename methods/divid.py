@@ -107,7 +107,7 @@ from seqbench.types import DataSpec, Factors
 
 _SAMPLERS = ("ddim", "ddpm")
 _PREDICTIONS = ("eps", "v")
-_STATIC_ENCODERS = ("mlp", "pooled")
+_STATIC_ENCODERS = ("mlp", "pooled", "rows")
 
 
 @dataclass
@@ -157,7 +157,9 @@ class DiViDConfig(MethodConfig):
     # "pooled": the same MLP on a position-free summary of the first frame (:class:`~seqbench.nn.PooledFrameEncoder`,
     # local features of ``static_kernel`` pixels averaged over the frame), so the facing direction, constant
     # within a clip but labelled as motion, has to come from the dynamic tokens. ``static_mirror`` averages the
-    # summary of the frame and of its mirror (exact left/right invariance at any ``static_kernel``).
+    # summary of the frame and of its mirror (exact left/right invariance at any ``static_kernel``). "rows": the
+    # same summary averaged over each row only, so colours stay bound to their height (``static_width`` x height
+    # features) and left/right is still out.
     static_encoder: str = "mlp"
     static_kernel: int = 1
     static_width: int = 128
@@ -231,10 +233,12 @@ class DiViD(ObjectiveMethod):
                                          flatten=True)
         feat = math.prod(self.image_encoder.output_shape(spec.height, spec.width))
         self.static_pool: nn.Module | None = None
-        if c.static_encoder == "pooled":
+        if c.static_encoder in ("pooled", "rows"):
             self.static_pool = PooledFrameEncoder(ch, c.static_width, kernel_size=c.static_kernel,
-                                                  mirror_invariant=c.static_mirror)
-            feat_static = c.static_width
+                                                  mirror_invariant=c.static_mirror,
+                                                  pool="frame" if c.static_encoder == "pooled" else "rows",
+                                                  height=spec.height)
+            feat_static = self.static_pool.out_dim
         else:
             feat_static = feat
         self.static_encoder = nn.Sequential(nn.Linear(feat_static, c.static_hidden), nn.ReLU(),

@@ -225,6 +225,28 @@ def test_a_pooled_static_encoder_gives_a_static_token_blind_to_layout_and_facing
     assert torch.allclose(mirrored.eval().encode(x.flip(-1)).static, mirrored.encode(x).static, atol=1e-5)
 
 
+def test_a_row_pooled_static_encoder_keeps_heights_but_not_left_and_right():
+    """``static_encoder="rows"`` averages the per-pixel features over each row: the static token is
+    unchanged by mirroring the first frame or by shuffling pixels within a row, but, unlike the
+    frame-wide mean, it changes when the same colours move to other rows (hair above vs below the top)."""
+    model = build(static_encoder="rows").eval()
+    x = clips()
+    s = model.encode(x).static
+    assert model.static_pool.out_dim == model.config.static_width * x.shape[-2]
+    assert torch.allclose(model.encode(x.flip(-1)).static, s, atol=1e-5)
+    within_rows = x.clone()
+    within_rows[:, 0] = x[:, 0][..., torch.randperm(x.shape[-1], generator=torch.Generator().manual_seed(1))]
+    assert torch.allclose(model.encode(within_rows).static, s, atol=1e-5)
+    upside_down = x.clone()
+    upside_down[:, 0] = x[:, 0].flip(-2)
+    assert not torch.allclose(model.encode(upside_down).static, s, atol=1e-3)
+    frame_wide = build(static_encoder="pooled").eval()
+    assert torch.allclose(frame_wide.encode(upside_down).static, frame_wide.encode(x).static, atol=1e-5)
+    model.train()
+    model.losses(x, generator=torch.Generator().manual_seed(0))["loss"].backward()
+    assert model.static_pool.body[0].weight.grad.abs().sum() > 0
+
+
 def test_divid_refuses_an_unknown_static_encoder():
     with pytest.raises(ConfigError, match="static_encoder"):
         DiViDConfig(static_encoder="pool")

@@ -200,26 +200,42 @@ class PooledFrameEncoder(nn.Module):
     mirroring included; wider kernels see which colours border which (hair above a face) but also the
     local shape of a profile, so ``mirror_invariant`` averages the summary of the frame and of its
     horizontal mirror, which keeps left and right out exactly at any kernel size.
+
+    ``pool="rows"`` averages over each row only (output ``width * height``): colours stay bound to
+    their height in the frame (hair above the top above the bottom), which a frame-wide mean cannot
+    say when two attributes share a colour, while the summary still cannot tell left from right
+    (exactly, at ``kernel_size=1``; with ``mirror_invariant`` at any kernel size).
     """
 
     def __init__(self, in_channels: int, width: int = 128, *, kernel_size: int = 1, depth: int = 2,
-                 mirror_invariant: bool = False):
+                 mirror_invariant: bool = False, pool: Literal["frame", "rows"] = "frame", height: int | None = None):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ConfigError(f"PooledFrameEncoder kernel_size={kernel_size}: must be a positive odd integer")
         if depth < 1 or width < 1:
             raise ConfigError(f"PooledFrameEncoder depth={depth}, width={width}: both must be positive")
+        if pool not in ("frame", "rows"):
+            raise ConfigError(f"PooledFrameEncoder pool={pool!r}: choose 'frame' or 'rows'")
+        if pool == "rows" and (height is None or height < 1):
+            raise ConfigError(f"PooledFrameEncoder pool='rows' needs the frame height (got height={height})")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2), nn.GELU()]
         for _ in range(depth - 1):
             layers += [nn.Conv2d(width, width, 1), nn.GELU()]
         self.body = nn.Sequential(*layers)
-        self.out_dim, self.mirror_invariant = width, mirror_invariant
+        self.pool, self.mirror_invariant = pool, mirror_invariant
+        self.out_dim = width if pool == "frame" else width * int(height)  # type: ignore[arg-type]
+
+    def _summary(self, frames: torch.Tensor) -> torch.Tensor:
+        features = self.body(frames)
+        if self.pool == "frame":
+            return features.mean(dim=(-2, -1))
+        return features.mean(dim=-1).flatten(1)  # [N, width * height]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat, lead = fold_time(x, 3)
-        summary = self.body(flat).mean(dim=(-2, -1))
+        summary = self._summary(flat)
         if self.mirror_invariant:
-            summary = (summary + self.body(flat.flip(-1)).mean(dim=(-2, -1))) / 2
+            summary = (summary + self._summary(flat.flip(-1))) / 2
         return unfold_time(summary, lead)
 
 
