@@ -159,11 +159,13 @@ class DiViDConfig(MethodConfig):
     # within a clip but labelled as motion, has to come from the dynamic tokens. ``static_mirror`` averages the
     # summary of the frame and of its mirror (exact left/right invariance at any ``static_kernel``). "rows": the
     # same summary averaged over each row only, so colours stay bound to their height (``static_width`` x height
-    # features) and left/right is still out.
+    # features) and left/right is still out. ``static_reduce="max"``: the summary takes the maximum instead of the
+    # mean (which colours occur, not their areas, which say how wide the figure is: front or side view).
     static_encoder: str = "mlp"
     static_kernel: int = 1
     static_width: int = 128
     static_mirror: bool = False
+    static_reduce: str = "mean"
 
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(token_dim=8, enc_base=8, enc_mult=(1, 2), enc_res_blocks=1, static_hidden=16, lstm_hidden=8,
@@ -204,6 +206,8 @@ class DiViDConfig(MethodConfig):
         if self.static_encoder not in _STATIC_ENCODERS:
             raise ConfigError(f"divid.static_encoder={self.static_encoder!r}: choose one of "
                               f"{', '.join(_STATIC_ENCODERS)}")
+        if self.static_reduce not in ("mean", "max"):
+            raise ConfigError(f"divid.static_reduce={self.static_reduce!r}: choose 'mean' or 'max'")
         if self.static_kernel < 1 or self.static_kernel % 2 == 0:
             raise ConfigError(f"divid.static_kernel={self.static_kernel}: must be a positive odd integer")
         if not 0.0 <= self.static_flip <= 1.0:
@@ -237,7 +241,7 @@ class DiViD(ObjectiveMethod):
             self.static_pool = PooledFrameEncoder(ch, c.static_width, kernel_size=c.static_kernel,
                                                   mirror_invariant=c.static_mirror,
                                                   pool="frame" if c.static_encoder == "pooled" else "rows",
-                                                  height=spec.height)
+                                                  height=spec.height, reduce=c.static_reduce)  # type: ignore[arg-type]
             feat_static = self.static_pool.out_dim
         else:
             feat_static = feat

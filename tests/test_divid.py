@@ -245,6 +245,21 @@ def test_a_row_pooled_static_encoder_keeps_heights_but_not_left_and_right():
     model.train()
     model.losses(x, generator=torch.Generator().manual_seed(0))["loss"].backward()
     assert model.static_pool.body[0].weight.grad.abs().sum() > 0
+    # static_reduce="max": which colours occur in each row, not how many pixels have them - a row whose
+    # coloured run is widened (a figure facing the viewer, not sideways) gives the same token
+    maxed = build(static_encoder="rows", static_reduce="max").eval()
+    narrow = torch.zeros(1, 3, 16, 16)
+    narrow[:, 0, 4:12, 7:9] = 1.0  # a red bar two pixels wide
+    wide = narrow.clone()
+    wide[:, 0, 4:12, 5:11] = 1.0  # the same bar, six pixels wide
+    assert torch.allclose(maxed.static_pool(wide), maxed.static_pool(narrow), atol=1e-6)
+    assert not torch.allclose(model.static_pool(wide), model.static_pool(narrow), atol=1e-3)
+    lower = torch.zeros_like(narrow)
+    lower[:, 0, 8:16, 7:9] = 1.0  # the same bar, lower in the frame
+    assert not torch.allclose(maxed.static_pool(lower), maxed.static_pool(narrow), atol=1e-3)
+    maxed.train()
+    maxed.losses(x, generator=torch.Generator().manual_seed(0))["loss"].backward()
+    assert maxed.static_pool.body[0].weight.grad.abs().sum() > 0
 
 
 def test_divid_refuses_an_unknown_static_encoder():
@@ -252,3 +267,5 @@ def test_divid_refuses_an_unknown_static_encoder():
         DiViDConfig(static_encoder="pool")
     with pytest.raises(ConfigError, match="static_kernel"):
         DiViDConfig(static_kernel=2)
+    with pytest.raises(ConfigError, match="static_reduce"):
+        DiViDConfig(static_reduce="median")

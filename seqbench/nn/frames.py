@@ -205,10 +205,15 @@ class PooledFrameEncoder(nn.Module):
     their height in the frame (hair above the top above the bottom), which a frame-wide mean cannot
     say when two attributes share a colour, while the summary still cannot tell left from right
     (exactly, at ``kernel_size=1``; with ``mirror_invariant`` at any kernel size).
+
+    ``reduce="max"`` takes the maximum instead of the mean: *which* features occur (in the frame or in
+    each row), not over how many pixels - the area of a colour, which says how wide the figure is and
+    so whether it faces the viewer or turns sideways, drops out.
     """
 
     def __init__(self, in_channels: int, width: int = 128, *, kernel_size: int = 1, depth: int = 2,
-                 mirror_invariant: bool = False, pool: Literal["frame", "rows"] = "frame", height: int | None = None):
+                 mirror_invariant: bool = False, pool: Literal["frame", "rows"] = "frame", height: int | None = None,
+                 reduce: Literal["mean", "max"] = "mean"):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ConfigError(f"PooledFrameEncoder kernel_size={kernel_size}: must be a positive odd integer")
@@ -216,20 +221,22 @@ class PooledFrameEncoder(nn.Module):
             raise ConfigError(f"PooledFrameEncoder depth={depth}, width={width}: both must be positive")
         if pool not in ("frame", "rows"):
             raise ConfigError(f"PooledFrameEncoder pool={pool!r}: choose 'frame' or 'rows'")
+        if reduce not in ("mean", "max"):
+            raise ConfigError(f"PooledFrameEncoder reduce={reduce!r}: choose 'mean' or 'max'")
         if pool == "rows" and (height is None or height < 1):
             raise ConfigError(f"PooledFrameEncoder pool='rows' needs the frame height (got height={height})")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2), nn.GELU()]
         for _ in range(depth - 1):
             layers += [nn.Conv2d(width, width, 1), nn.GELU()]
         self.body = nn.Sequential(*layers)
-        self.pool, self.mirror_invariant = pool, mirror_invariant
+        self.pool, self.reduce, self.mirror_invariant = pool, reduce, mirror_invariant
         self.out_dim = width if pool == "frame" else width * int(height)  # type: ignore[arg-type]
 
     def _summary(self, frames: torch.Tensor) -> torch.Tensor:
         features = self.body(frames)
-        if self.pool == "frame":
-            return features.mean(dim=(-2, -1))
-        return features.mean(dim=-1).flatten(1)  # [N, width * height]
+        dims = (-2, -1) if self.pool == "frame" else -1
+        summary = features.mean(dim=dims) if self.reduce == "mean" else features.amax(dim=dims)
+        return summary.flatten(1)  # [N, width] or [N, width * height]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat, lead = fold_time(x, 3)
