@@ -126,20 +126,24 @@ def test_the_profile_registry_is_the_one_source():
 
 
 def test_a_dataset_profile_overrides_its_family_for_that_dataset_only():
-    """``dataset_profiles`` (per profile and dataset name) apply after the family's: DBSE trains 6000
-    steps on the real Sprites, 3000 on synthetic-sprites (same family), and ``--set`` still wins."""
+    """``dataset_profiles`` (per profile and dataset name) apply after the family's: C-DSVAE trains
+    12000 steps on the real Sprites, 8000 on synthetic-sprites (same family), and ``--set`` still wins;
+    DBSE trains 6000 on video and 3000 on synthetic-speech."""
     from seqbench.plugins import load_plugins
     from seqbench.runner.plan import resolve_config
 
-    dbse = load_plugins().methods.get("dbse")
-    assert dbse.Config.for_profile("quick", "sprites", "sprites").steps == 6000
-    assert dbse.Config.for_profile("quick", "sprites", "synthetic-sprites").steps == 3000
-    assert dbse.Config.for_profile("quick", "sprites").steps == 3000
+    methods = load_plugins().methods
+    cdsvae, dbse = methods.get("cdsvae"), methods.get("dbse")
+    assert cdsvae.Config.for_profile("quick", "sprites", "sprites").steps == 12000
+    assert cdsvae.Config.for_profile("quick", "sprites", "synthetic-sprites").steps == 8000
+    assert cdsvae.Config.for_profile("quick", "sprites").steps == 8000
+    assert dbse.Config.for_profile("quick", "speech", "synthetic-speech").steps == 3000
+    assert dbse.Config.for_profile("quick", "sprites", "synthetic-sprites").steps == 6000
     from seqbench.types import DataSpec
 
     spec = DataSpec(name="synthetic-sprites", modality="video", frames=8, channels=3, height=32, width=32,
                     family="sprites")
-    assert resolve_config(dbse, "quick", spec, {}).steps == 3000
+    assert resolve_config(cdsvae, "quick", spec, {}).steps == 8000
     real = dataclasses.replace(spec, name="sprites")
-    assert resolve_config(dbse, "quick", real, {}).steps == 6000
-    assert resolve_config(dbse, "quick", real, {"dbse": {"steps": "4000"}}).steps == 4000
+    assert resolve_config(cdsvae, "quick", real, {}).steps == 12000
+    assert resolve_config(cdsvae, "quick", real, {"cdsvae": {"steps": "4000"}}).steps == 4000
