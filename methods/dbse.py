@@ -91,7 +91,8 @@ class DBSEConfig(MethodConfig):
         # The CPU protocol (quick = 32 px synthetic-sprites, on the plateau within 30 min of 2 cores,
         # docs/protocol.md): 6000 steps of 32 (0.11 s/step on one thread at 32 px). At 3000 the curves
         # looked flat (+1.2-1.6 %, one seed flagged by a single low probe) but 6000 went on to swap
-        # 0.97 / 0.38 / 0.37 -> 0.99 / 0.45 / 0.44 with every seed on its plateau; a DCGAN of quarter width (16-32-64-128) and codes wide enough for Sprites-like factors. Tuned on a
+        # 0.966 / 0.382 / 0.368 -> 0.993 / 0.432 / 0.430 (3 seeds), every seed on its plateau. A DCGAN of
+        # quarter width (16-32-64-128) and codes wide enough for Sprites-like factors. Tuned on a
         # Sprites-like toy set: after 1000 steps a judge reads the action from decodes with resampled f
         # (87-99%) while attributes fall to chance; width 32 was no better per step and 2-5x slower.
         "quick": dict(f_dim=64, z_dim=32, g_dim=128, rnn_size=64, base_channels=16, audio_hidden=(256, 256),
