@@ -468,7 +468,8 @@ class DiffSDA(ObjectiveMethod):
     def decode(self, factors: Factors, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Frames from factors, starting at ``x_T ~ N(0, sigma_max^2 I)`` drawn from ``generator``."""
         b, frames = factors.dynamic.shape[:2]
-        x_T = randn((b, frames, *self.frame_shape), device=self.device, generator=generator) * self.config.sigma_max
+        x_T = randn((b, frames, *self.frame_shape), device=self.device, generator=generator,
+                    per_item=True) * self.config.sigma_max
         return self.generate(factors, x_T, generator=generator)
 
     @torch.no_grad()

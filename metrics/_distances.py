@@ -176,8 +176,8 @@ class FrameDistanceMetric(Metric):
 
     def _measure_decodes(self, backend, method, static, dynamic, data: EvalData, ctx: EvalContext):
         parts = [self.measure(backend, x_hat, data.spec)
-                 for x_hat in decode_batches(method, static, dynamic, ctx.batch_size, ctx.device, ctx.generator(2),
-                                             data.spec.value_range)]
+                 for x_hat in decode_batches(method, static, dynamic, ctx.decode_batch_size(dynamic.shape[1]),
+                                             ctx.device, ctx.generator(2), data.spec.value_range)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     @staticmethod

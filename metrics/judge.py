@@ -392,9 +392,9 @@ class _Decodes:
                 path.unlink(missing_ok=True)  # a torn write: decode again
         static, dynamic, generator = factors()
         spec = self.data.spec
+        batch = self.ctx.decode_batch_size(dynamic.shape[1])
         parts = [to_uint8(x, spec.value_range) for x in
-                 decode_batches(self.method, static, dynamic, self.ctx.batch_size, self.ctx.device, generator,
-                                spec.value_range)]
+                 decode_batches(self.method, static, dynamic, batch, self.ctx.device, generator, spec.value_range)]
         clips = np.concatenate(parts)
         if path is not None:
             import os

@@ -62,7 +62,7 @@ class ReconstructionError(Metric):
         use_ssim = data.spec.modality == "video" and min(data.spec.height, data.spec.width) >= 11
         generator = ctx.generator()
         errors, psnrs, ssims, per_frame = [], [], [], []
-        for batch in data.test.iter_batches(ctx.batch_size):
+        for batch in data.test.iter_batches(ctx.decode_batch_size(data.spec.frames)):
             x = batch.x.to(ctx.device)
             with torch.no_grad():
                 if opts["path"] == "reconstruct":

@@ -89,6 +89,12 @@ class EvalContext:
     device: torch.device
     seed: int = 0
     batch_size: int = 64
+    #: Frames per decode batch. Decoders run on ``decode_frames // T`` clips at a time, not ``batch_size``:
+    #: a diffusion decoder's activations for 64 clips of 8 frames at 32 px overflow the CPU's last-level
+    #: cache, and 16 clips decode 1.3-1.6x faster per clip (BCD, DiViD, DiffSDA at 32 px;
+    #: ``benchmarks/decode_batches.py``). Every method's decodes are identical for any batch split
+    #: (tests/test_decode_batches.py), so this sets speed only.
+    decode_frames: int = 128
     limit: int | None = None
     cache_dir: Path = Path(".")
     #: The evaluated model's cache folder: metrics store per-model artifacts there (the judge's decodes).
@@ -120,6 +126,10 @@ class EvalContext:
         return self.memo(f"judge:{data.spec.fingerprint}:{config}:{weights}",
                          lambda: load_judge(data.spec, data.train, data.test, device=self.device, config=config,
                                             weights=weights))
+
+    def decode_batch_size(self, frames: int) -> int:
+        """Clips per decode batch for ``frames``-frame clips (see :attr:`decode_frames`)."""
+        return max(1, min(self.batch_size, self.decode_frames // max(1, frames)))
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed: the same noise for every method."""

@@ -16,17 +16,30 @@ __all__ = ["GaussianHead", "kl_normal", "randn", "reparameterize", "gaussian_log
 
 
 def randn(shape: Sequence[int], *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-          generator: torch.Generator | None = None) -> torch.Tensor:
+          generator: torch.Generator | None = None, per_item: bool = False) -> torch.Tensor:
     """Standard-normal noise that is reproducible under ``generator`` on any target device.
 
     Draws on the generator's own device (usually the CPU, so a seeded CPU generator gives the
     same numbers whether the model runs on CPU or CUDA), then moves the result to ``device``.
     Without a generator it draws directly on ``device`` from the global RNG.
+
+    ``per_item`` draws item by item along the first dimension, so item ``i``'s noise depends on the
+    generator and the items before it, never on how many items share the call: torch's vectorised
+    normal sampler consumes the stream differently when a tensor's size is not a multiple of 16.
+    DiffSDA's decoder draws its starting noise this way (its per-clip size on audio frames is not a
+    multiple of 16), so evaluation may split clips into any batches
+    (:attr:`seqbench.metric.EvalContext.decode_frames`). Where every item's size is a multiple of 16
+    the numbers equal those of one draw.
     """
     dtype = dtype or torch.get_default_dtype()
     if generator is None:
         return torch.randn(*shape, device=device, dtype=dtype)
-    noise = torch.randn(*shape, generator=generator, device=generator.device, dtype=dtype)
+    if per_item and len(shape) > 1:
+        items = [torch.randn(*shape[1:], generator=generator, device=generator.device, dtype=dtype)
+                 for _ in range(shape[0])]
+        noise = torch.stack(items) if items else torch.empty(*shape, device=generator.device, dtype=dtype)
+    else:
+        noise = torch.randn(*shape, generator=generator, device=generator.device, dtype=dtype)
     return noise.to(device) if device is not None else noise
 
 
