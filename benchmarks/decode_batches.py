@@ -23,7 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_board_arguments(parser)
     parser.add_argument("--clips", type=int, default=64, help="test clips decoded per setting")
-    parser.add_argument("--batches", default="64,32,16,8", help="decode batch sizes in clips; the first is the reference")
+    parser.add_argument("--batches", default="64,32,16,8",
+                        help="decode batch sizes in clips; the first is the reference")
     parser.add_argument("--repeats", type=int, default=2, help="timings per setting; the best is printed")
     args = parser.parse_args()
 

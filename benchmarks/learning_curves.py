@@ -9,7 +9,9 @@ clips at step 0 and every validation point) and a plateau summary in ``meta.json
 * prints, per model, the headline probe (judge swap mean, else MSE), its final value, the relative
   change over the last quarter of training (a least-squares line through that quarter's probes),
   ``converged`` (change below the threshold), the step and training time at which 90 % of the way to
-  the final value was covered, and the last-quarter change of the other probes;
+  the final value was covered, the last-quarter change of the other probes, and the training-loss
+  spikes (``step:ratio``, :func:`seqbench.probes.loss_spikes`) that tell an unstable run from one
+  still learning;
 * ``--fill-lr-scale`` (with ``--rows``) adds the ``plateau_lr_scale`` column to rows written before it
   existed, computed from each model's stored schedule (a derived value; nothing is re-measured);
 * ``--export DIR`` copies every listed model's ``history.json`` and plateau summary to
@@ -112,6 +114,7 @@ def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
                "train_s": meta.get("train_wall_s"), "probe_s": meta.get("probe_s")}
         for key in SHOWN_CHANGES:
             row[f"Δ {key}"] = summary["changes"].get(key)
+        row["loss spikes"] = " ".join(f"{step}:{r:.1f}x" for step, r in summary["loss_spikes"]) or "-"
         rows.append(row)
     return rows
 

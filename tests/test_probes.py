@@ -229,3 +229,21 @@ def test_rows_written_before_the_lr_scale_column_get_it_from_their_models_schedu
     assert [tuple(r) for r in filled] == [ResultRow.columns()] * 2
     expected = late_lr_scale(MethodConfig(scheduler="cosine", warmup_steps=200), 4000)
     assert filled[0]["plateau_lr_scale"] == pytest.approx(expected) and filled[1]["plateau_lr_scale"] is None
+
+
+def test_loss_spikes_find_an_optimiser_instability_not_noise_or_early_descent():
+    from seqbench.probes import loss_spikes
+
+    rng = np.random.default_rng(0)
+    steps = range(0, 4000, 25)
+    # fast early descent (not a spike), small noise, then one instability at step 3000 that decays over 3 logs
+    loss = {s: 100.0 * np.exp(-s / 150) + 20.0 + rng.normal(0, 0.4) for s in steps}
+    loss[3000], loss[3025], loss[3050] = 45.0, 52.0, 30.0
+    history = [{"step": s, "loss": v} for s, v in loss.items()]
+    spikes = loss_spikes(history)
+    assert [s for s, _ in spikes] == [3000]  # the three high logs are one event
+    assert spikes[0][1] == pytest.approx(52.0 / 20.0, rel=0.05)  # its largest ratio
+    assert loss_spikes([{"step": s, "loss": 20.0 + rng.normal(0, 0.4)} for s in steps]) == []
+    assert loss_spikes(history[:5]) == []  # too short to have a running median
+    summary = summarise_history(history + [{"step": 4000, "curve/mse": 0.1}])
+    assert summary["loss_spikes"] == [[3000, pytest.approx(2.6, rel=0.05)]]
