@@ -91,7 +91,7 @@ class EvalContext:
     batch_size: int = 64
     #: Frames per decode batch. Decoders run on ``decode_frames // T`` clips at a time, not ``batch_size``:
     #: a diffusion decoder's activations for 64 clips of 8 frames at 32 px overflow the CPU's last-level
-    #: cache, and 16 clips decode 1.3-1.6x faster per clip (BCD, DiViD, DiffSDA at 32 px;
+    #: cache, and 16 clips decode 1.5-1.6x faster per clip (BCD, DiViD, DiffSDA at 32 px, 2 threads;
     #: ``benchmarks/decode_batches.py``). Every method's decodes are identical for any batch split
     #: (tests/test_decode_batches.py), so this sets speed only.
     decode_frames: int = 128
