@@ -12,8 +12,9 @@ clips at step 0 and every validation point) and a plateau summary in ``meta.json
   the final value was covered, the last-quarter change of the other probes, and the training-loss
   spikes (``step:ratio``, :func:`seqbench.probes.loss_spikes`) that tell an unstable run from one
   still learning;
-* ``--fill-lr-scale`` (with ``--rows``) adds the ``plateau_lr_scale`` column to rows written before it
-  existed, computed from each model's stored schedule (a derived value; nothing is re-measured);
+* ``--fill-lr-scale`` / ``--fill-loss-spikes`` (with ``--rows``) add the ``plateau_lr_scale`` /
+  ``late_loss_spikes`` column to rows written before it existed, computed from each model's stored
+  schedule / training history (derived values; nothing is re-measured);
 * ``--export DIR`` copies every listed model's ``history.json`` and plateau summary to
   ``DIR/<method>-seed<k>-<key8>.json``, so the evidence behind a committed leaderboard outlives the cache;
   ``--from DIR`` reads such exported files instead of the cache.
@@ -76,27 +77,46 @@ def lr_scale(meta: dict[str, Any]) -> float | None:
                          int(meta["steps"]))
 
 
-def fill_lr_scale(rows_dir: Path, models: list[dict[str, Any]]) -> int:
-    """Add ``plateau_lr_scale`` to rows written before the column existed, from their model's schedule.
-
-    The value is a function of the model's stored config and step count (nothing is re-measured); rows
-    whose model is not among ``models`` get ``None``. Returns the number of rows given a value.
-    """
-    from seqbench.runner.row import ResultRow
-
-    scales = {m["label"].rsplit("-", 1)[-1]: lr_scale(m["meta"]) for m in models if m["meta"].get("curve")}
+def fill_rows(rows_dir: Path, column: str, values: dict[str, Any]) -> int:
+    """Add a derived ``column`` to rows written before it existed: ``values`` maps a model key's first 8
+    characters to the value (nothing is re-measured); rows of other models get ``None``. Returns the
+    number of rows given a value."""
     filled = 0
     for path in sorted(Path(rows_dir).rglob("results.jsonl")):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if all("plateau_lr_scale" in row for row in rows):
+        if all(column in row for row in rows):
             continue
         for row in rows:
-            if "plateau_lr_scale" not in row:
-                row["plateau_lr_scale"] = scales.get((row.get("model_key") or "")[:8])
-                filled += row["plateau_lr_scale"] is not None
-        path.write_text("".join(json.dumps({k: row.get(k) for k in ResultRow.columns()}) + "\n" for row in rows),
-                        encoding="utf-8")
+            if column not in row:
+                row[column] = values.get((row.get("model_key") or "")[:8])
+                filled += row[column] is not None
+        path.write_text("".join(json.dumps(_in_schema_order(row, column)) + "\n" for row in rows), encoding="utf-8")
     return filled
+
+
+def _in_schema_order(row: dict[str, Any], column: str) -> dict[str, Any]:
+    """``row`` with the columns of :class:`~seqbench.runner.row.ResultRow` up to the last it has or ``column``,
+    in order (``None`` where absent): a row stays a prefix of the schema, so a later fill still finds its
+    column missing."""
+    from seqbench.runner.row import ResultRow
+
+    columns = ResultRow.columns()
+    last = max(columns.index(column), *(columns.index(k) for k in row if k in columns))
+    return {k: row.get(k) for k in columns[: last + 1]}
+
+
+def fill_lr_scale(rows_dir: Path, models: list[dict[str, Any]]) -> int:
+    """``plateau_lr_scale`` from each model's stored schedule (:func:`lr_scale`) for older rows."""
+    return fill_rows(rows_dir, "plateau_lr_scale",
+                     {m["label"].rsplit("-", 1)[-1]: lr_scale(m["meta"]) for m in models if m["meta"].get("curve")})
+
+
+def fill_loss_spikes(rows_dir: Path, models: list[dict[str, Any]]) -> int:
+    """``late_loss_spikes`` from each model's stored training history for older rows."""
+    from seqbench.probes import late_loss_spikes
+
+    return fill_rows(rows_dir, "late_loss_spikes",
+                     {m["label"].rsplit("-", 1)[-1]: late_loss_spikes(m["history"]) for m in models})
 
 
 def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", default=None, help="draw the curves overlaid into this PNG")
     parser.add_argument("--fill-lr-scale", action="store_true",
                         help="add plateau_lr_scale to the --rows written before that column existed (from the models' schedules)")
+    parser.add_argument("--fill-loss-spikes", action="store_true",
+                        help="add late_loss_spikes to the --rows written before that column existed (from the models' histories)")
     args = parser.parse_args(argv)
 
     methods = args.methods.split(",") if args.methods else None
@@ -182,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.rows:
             parser.error("--fill-lr-scale needs --rows")
         print(f"plateau_lr_scale filled in {fill_lr_scale(Path(args.rows), models)} row(s) under {args.rows}")
+    if args.fill_loss_spikes:
+        if not args.rows:
+            parser.error("--fill-loss-spikes needs --rows")
+        print(f"late_loss_spikes filled in {fill_loss_spikes(Path(args.rows), models)} row(s) under {args.rows}")
     if args.figure:
         from seqbench.plots import learning_curves
 

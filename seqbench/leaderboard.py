@@ -165,22 +165,27 @@ def _table(scores: "pd.DataFrame", extras: "pd.DataFrame", columns: list[str], m
 
 
 NOT_CONVERGED_MARK = "†"
+UNSTABLE_MARK = "§"
 NO_CURVE_MARK = "?"
 DECAYED_LR_MARK = "‡"
 
 
 def plateau_mark(scores: "pd.DataFrame", method: str) -> str:
-    """`` †`` when a seed's model was not on its plateau, `` ?`` when a seed has no learning curve, `` ‡``
-    when every seed is on a plateau but one reached it while its learning rate decayed to near zero
-    (:data:`seqbench.probes.DECAYED_LR_SCALE`), else ``""``."""
+    """`` †`` when a seed's model was not on its plateau, `` §`` when every such seed's training loss spiked
+    in its last quarter (unstable, not still learning: :func:`seqbench.probes.late_loss_spikes`), `` ?``
+    when a seed has no learning curve, `` ‡`` when every seed is on a plateau but one reached it while its
+    learning rate decayed to near zero (:data:`seqbench.probes.DECAYED_LR_SCALE`), else ``""``."""
     from .probes import DECAYED_LR_SCALE
 
     if "converged" not in scores:
         return f" {NO_CURVE_MARK}"
     rows = scores[scores["method"] == method]
     flags = rows.groupby("seed")["converged"].first()
-    if any(flag is False or flag == 0 for flag in flags if flag is not None and flag == flag):
-        return f" {NOT_CONVERGED_MARK}"
+    off = [seed for seed, flag in flags.items() if flag is not None and flag == flag and (flag is False or flag == 0)]
+    if off:
+        spikes = rows.groupby("seed")["late_loss_spikes"].first() if "late_loss_spikes" in rows else {}
+        unstable = all((count := spikes.get(seed)) is not None and count == count and count > 0 for seed in off)
+        return f" {UNSTABLE_MARK if unstable else NOT_CONVERGED_MARK}"
     if any(flag is None or flag != flag for flag in flags):
         return f" {NO_CURVE_MARK}"
     if "plateau_lr_scale" in rows:
@@ -200,6 +205,10 @@ def _plateau_note(scores: "pd.DataFrame") -> str:
         notes.append(f"{NOT_CONVERGED_MARK} a seed's model was not on its plateau: its headline learning curve "
                      f"(judge swap mean, else MSE) changed by {PLATEAU_THRESHOLD:.0%} or more over the last quarter "
                      "of training (seqbench.probes)")
+    if UNSTABLE_MARK in marks:
+        notes.append(f"{UNSTABLE_MARK} a seed's model was not on its plateau because training was unstable: its "
+                     "training loss spiked in the last quarter (seqbench.probes.loss_spikes) and knocked the learning "
+                     "curve down, so more steps of the same schedule are not the fix")
     if DECAYED_LR_MARK in marks:
         from .probes import DECAYED_LR_SCALE
 

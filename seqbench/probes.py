@@ -24,7 +24,8 @@ of the last quarter as a fraction of the peak, and the leaderboard marks plateau
 
 :func:`loss_spikes` finds the other reason a last quarter can fail the test: a sudden jump of the
 training loss (an optimiser instability) that knocks the probes down, after which the model climbs
-back. A row flagged with a spike in its last quarter is unstable, not undertrained.
+back. A seed that fails the test with a spike in its last quarter (:func:`late_loss_spikes`) is
+marked as unstable on the leaderboard, apart from one still learning.
 
 The headline probe (:func:`headline_key`) is the mean of the judge's static and dynamic swap
 accuracies where a judge reads the dataset, the reconstruction MSE otherwise.
@@ -190,6 +191,12 @@ def loss_spikes(history: Sequence[dict[str, float]], *, key: str = "loss", ratio
     return spikes
 
 
+def late_loss_spikes(history: Sequence[dict[str, float]]) -> int:
+    """How many :func:`loss_spikes` fall in the last quarter of training (where the plateau test looks)."""
+    steps = [int(e["step"]) for e in history if "step" in e]
+    return sum(step >= 0.75 * max(steps) for step, _ in loss_spikes(history)) if steps else 0
+
+
 def summarise_history(history: Sequence[dict[str, float]], *,
                       threshold: float = PLATEAU_THRESHOLD) -> dict[str, Any] | None:
     """The headline probe's :class:`CurveSummary` as a dict, plus every probe's last-quarter change and
@@ -204,6 +211,7 @@ def summarise_history(history: Sequence[dict[str, float]], *,
     summary["changes"] = {name: summarise_curve(name, *curve, threshold=threshold).change
                           for name, curve in sorted(curves.items())}
     summary["loss_spikes"] = [[step, round(r, 3)] for step, r in loss_spikes(history)]
+    summary["late_loss_spikes"] = late_loss_spikes(history)
     return summary
 
 

@@ -124,6 +124,19 @@ def test_the_leaderboard_marks_models_that_were_not_on_their_plateau():
     assert "†" not in text and "no learning curve" not in text
 
 
+def test_a_seed_knocked_off_its_plateau_by_a_loss_spike_is_marked_unstable_not_undertrained():
+    from seqbench.leaderboard import results_frame, render_dataset
+
+    rows = _rows({"spiked": False, "rising": False, "spiked-but-flat": True, "unfilled": False})
+    for row in rows:  # seed 0 is the flagged one (see _rows); "unfilled" rows predate the column
+        if row["method"] != "unfilled":
+            row["late_loss_spikes"] = {"spiked": 1, "rising": 0, "spiked-but-flat": 2}[row["method"]] * (row["seed"] == 0)
+    text = render_dataset(results_frame(rows), "d")
+    lines = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
+    assert {"spiked (2 seeds) §", "rising (2 seeds) †", "spiked-but-flat (2 seeds)", "unfilled (2 seeds) †"} <= lines
+    assert "§ a seed's model was not on its plateau because training was unstable" in text
+
+
 def test_a_plateau_reached_as_the_learning_rate_decays_is_marked_apart():
     from seqbench.config import MethodConfig
     from seqbench.leaderboard import results_frame, render_dataset
@@ -147,6 +160,7 @@ def test_a_plateau_reached_as_the_learning_rate_decays_is_marked_apart():
 
 def test_a_run_logs_curves_and_writes_the_plateau_summary_beside_the_model(toy_plugin, tmp_path, monkeypatch):
     import json
+    import shutil
 
     from seqbench.runner import RunOptions, Runner
 
@@ -167,6 +181,16 @@ def test_a_run_logs_curves_and_writes_the_plateau_summary_beside_the_model(toy_p
 
     schedule = MethodConfig(scheduler=meta["config"]["scheduler"], warmup_steps=meta["config"]["warmup_steps"])
     assert all(r["plateau_lr_scale"] == pytest.approx(late_lr_scale(schedule, 24)) for r in rows)
+    assert all(r["late_loss_spikes"] == 0 for r in rows)
+    # a model trained before summaries carried late_loss_spikes gets it from its history.json
+    meta_path = next((tmp_path / "cache" / "models").rglob("meta.json"))
+    meta["curve"].pop("late_loss_spikes")
+    meta_path.write_text(json.dumps(meta))
+    shutil.rmtree(tmp_path / "cache" / "cells")  # evaluated afresh: rows of cached cells keep their old values
+    options.output = tmp_path / "again"
+    again = Runner(options).run()
+    rows = [json.loads(line) for line in (again.output / "results.jsonl").read_text().splitlines()]
+    assert rows and all(r["late_loss_spikes"] == 0 for r in rows)
 
 
 def test_a_compound_type_direction_label_splits_into_its_parts():
@@ -210,7 +234,7 @@ def test_rows_written_before_the_lr_scale_column_get_it_from_their_models_schedu
     from seqbench.probes import late_lr_scale
     from seqbench.runner.row import ResultRow
 
-    columns = ResultRow.columns()[:-1]  # a row of the previous schema
+    columns = ResultRow.columns()[:ResultRow.columns().index("plateau_lr_scale")]  # a row of an older schema
     rows_dir, curves = tmp_path / "results" / "run1", tmp_path / "curves"
     rows_dir.mkdir(parents=True), curves.mkdir()
     rows = [dict.fromkeys(columns) | {"method": "m", "seed": 0, "model_key": key, "key": "mse"}
@@ -226,9 +250,18 @@ def test_rows_written_before_the_lr_scale_column_get_it_from_their_models_schedu
     assert done.returncode == 0, done.stderr
     assert "filled in 1 row(s)" in done.stdout
     filled = [json.loads(line) for line in (rows_dir / "results.jsonl").read_text().splitlines()]
-    assert [tuple(r) for r in filled] == [ResultRow.columns()] * 2
+    schema = ResultRow.columns()
+    assert [tuple(r) for r in filled] == [schema[: schema.index("plateau_lr_scale") + 1]] * 2
     expected = late_lr_scale(MethodConfig(scheduler="cosine", warmup_steps=200), 4000)
     assert filled[0]["plateau_lr_scale"] == pytest.approx(expected) and filled[1]["plateau_lr_scale"] is None
+    # then late_loss_spikes from the exported history (no training loss logged there: no spike)
+    done = subprocess.run([sys.executable, str(script), "--from", str(curves), "--rows", str(tmp_path / "results"),
+                           "--fill-loss-spikes"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    refilled = [json.loads(line) for line in (rows_dir / "results.jsonl").read_text().splitlines()]
+    assert "filled in 1 row(s)" in done.stdout and [tuple(r) for r in refilled] == [schema] * 2
+    assert refilled[0]["late_loss_spikes"] == 0 and refilled[1]["late_loss_spikes"] is None
+    assert refilled[0]["plateau_lr_scale"] == pytest.approx(expected)
 
 
 def test_loss_spikes_find_an_optimiser_instability_not_noise_or_early_descent():

@@ -14,13 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_row_columns_are_the_results_columns_then_the_plateau_summary():
-    assert ResultRow.columns() == (*COLUMNS, "converged", "plateau_change", "plateau_probe", "plateau_lr_scale")
+    assert ResultRow.columns() == (*COLUMNS, "converged", "plateau_change", "plateau_probe", "plateau_lr_scale",
+                                   "late_loss_spikes")
 
 
 def test_committed_rows_have_exactly_the_row_columns():
     # rows written before a column was added end where it starts (readers default it to None)
     columns = ResultRow.columns()
-    accepted = {columns, columns[: columns.index("plateau_lr_scale")]}
+    accepted = {columns, columns[: columns.index("plateau_lr_scale")], columns[: columns.index("late_loss_spikes")]}
     files = sorted((ROOT / "leaderboards" / "results").rglob("*.jsonl"))
     assert files
     for path in files:

@@ -167,6 +167,18 @@ class ModelStore:
                   f"(best val loss {result.best_val} at step {result.best_step}, resumed from {result.resumed_from})")
         return method
 
+    def _late_loss_spikes(self, unit: ModelUnit) -> int | None:
+        """:func:`~seqbench.probes.late_loss_spikes` of a model trained before summaries carried it."""
+        import json
+
+        from ..probes import late_loss_spikes
+
+        try:
+            history = json.loads((self.stored(unit).folder / "history.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return late_loss_spikes(history)
+
     def curve_summary(self, unit: ModelUnit) -> dict[str, Any]:
         """The plateau summary the trainer's probes left in the model's ``meta.json`` (``{}`` if none)."""
         memo = self._curve_summaries
@@ -180,5 +192,7 @@ class ModelStore:
 
                 # derived from the stored config here, so models trained before it existed get it too
                 curve["lr_scale"] = late_lr_scale(unit.config, int(meta["steps"]))
+            if curve and "late_loss_spikes" not in curve:
+                curve["late_loss_spikes"] = self._late_loss_spikes(unit)
             memo[unit.model_key] = curve
         return memo[unit.model_key]

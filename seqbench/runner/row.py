@@ -64,6 +64,9 @@ class ResultRow:
     # mean learning rate of the last quarter / the peak (seqbench.probes.late_lr_scale): a plateau
     # reached as the rate decays to zero may be the schedule's end, not the model's
     plateau_lr_scale: float | None = None
+    # training-loss spikes in the last quarter (seqbench.probes.late_loss_spikes): a seed off its plateau
+    # with one is unstable rather than still learning
+    late_loss_spikes: int | None = None
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -93,4 +96,4 @@ class ResultRow:
             git_sha=run.provenance["git_sha"], device=run.device, duration_s=duration,
             method_distribution=method_distribution, metric_distribution=metric_distribution,
             converged=curve.get("converged"), plateau_change=curve.get("change"), plateau_probe=curve.get("key"),
-            plateau_lr_scale=curve.get("lr_scale"))
+            plateau_lr_scale=curve.get("lr_scale"), late_loss_spikes=curve.get("late_loss_spikes"))
