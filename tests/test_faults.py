@@ -121,7 +121,10 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(site, tmp_path, reference
 
 def test_ctrl_c_exits_130_keeps_finished_rows_and_marks_the_run_killed(site, tmp_path, reference):
     out_dir, env = tmp_path / "out", _env(site, tmp_path / "cache")
-    cmd = _seqbench("run", *TOY, *SLOW, "-o", str(out_dir))
+    # every evaluation waits 20 s (the later --metric-option wins; seed 0's costs this test 18 s): however
+    # late the reader sees seed 1's training line, the interrupt lands before the run could finish (with
+    # 2 s it once exited 0 first in a full CI run)
+    cmd = _seqbench("run", *TOY, *SLOW, "--metric-option", "toy-mean.delay=20", "-o", str(out_dir))
     code, err = _interrupt_when(cmd, env, PHASES["second model's training"], signal.SIGINT)
     assert code == 130 and "interrupted; finished cells are saved" in err and "Traceback" not in err
     kept = load_results(out_dir)
