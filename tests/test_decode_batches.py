@@ -25,12 +25,18 @@ def test_decode_batches_are_bounded_by_frames_not_clips():
     assert EvalContext(device=torch.device("cpu"), decode_frames=256).decode_batch_size(8) == 32
 
 
-@pytest.mark.parametrize("name", sorted(PLUGINS.methods.names()))
-@pytest.mark.parametrize("spec", [VIDEO, AUDIO], ids=["video", "audio"])
+# every registered method, on each modality it models
+CASES = [pytest.param(name, spec, id=f"{name}-{spec.modality}") for name in sorted(PLUGINS.methods.names())
+         for spec in (VIDEO, AUDIO) if spec.modality in PLUGINS.methods.get(name).modalities]
+
+
+def test_every_method_and_both_modalities_are_covered():
+    assert {p.values[1].modality for p in CASES} == {"video", "audio"} and len(CASES) >= len(PLUGINS.methods.names())
+
+
+@pytest.mark.parametrize("name, spec", CASES)
 def test_a_methods_decodes_do_not_depend_on_the_batch_split(name, spec):
     cls = PLUGINS.methods.get(name)
-    if spec.modality not in cls.modalities:
-        pytest.skip(f"{name} has no {spec.modality} model")
     torch.manual_seed(0)
     method = cls(cls.Config.for_profile("smoke", spec.family, spec.name), spec).eval()
     x = torch.rand(6, spec.frames, spec.channels, spec.height, spec.width, generator=torch.Generator().manual_seed(1))
@@ -43,8 +49,10 @@ def test_a_methods_decodes_do_not_depend_on_the_batch_split(name, spec):
                                              generator, spec.value_range)))
 
     whole = decoded(6)
-    assert torch.equal(decoded(2), whole)
-    assert torch.equal(decoded(4), whole)  # uneven split: 4 + 2
+    # the same noise for every clip (a different draw differs by O(1)); multi-threaded matrix products may
+    # round differently per batch size, so equality is up to float rounding
+    torch.testing.assert_close(decoded(2), whole, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(decoded(4), whole, rtol=1e-5, atol=1e-5)  # uneven split: 4 + 2
 
 
 def test_per_item_noise_does_not_depend_on_how_many_items_share_the_draw():
