@@ -191,10 +191,15 @@ def loss_spikes(history: Sequence[dict[str, float]], *, key: str = "loss", ratio
     return spikes
 
 
-def late_loss_spikes(history: Sequence[dict[str, float]]) -> int:
-    """How many :func:`loss_spikes` fall in the last quarter of training (where the plateau test looks)."""
+def late_loss_spikes(history: Sequence[dict[str, float]],
+                     spikes: Sequence[tuple[int, float]] | None = None) -> int:
+    """How many :func:`loss_spikes` (``spikes`` when already found) fall in the last quarter of training,
+    where the plateau test looks."""
     steps = [int(e["step"]) for e in history if "step" in e]
-    return sum(step >= 0.75 * max(steps) for step, _ in loss_spikes(history)) if steps else 0
+    if not steps:
+        return 0
+    found = loss_spikes(history) if spikes is None else spikes
+    return sum(step >= 0.75 * max(steps) for step, _ in found)
 
 
 def summarise_history(history: Sequence[dict[str, float]], *,
@@ -210,8 +215,9 @@ def summarise_history(history: Sequence[dict[str, float]], *,
     summary = summarise_curve(key, steps, values, times, threshold=threshold).as_dict()
     summary["changes"] = {name: summarise_curve(name, *curve, threshold=threshold).change
                           for name, curve in sorted(curves.items())}
-    summary["loss_spikes"] = [[step, round(r, 3)] for step, r in loss_spikes(history)]
-    summary["late_loss_spikes"] = late_loss_spikes(history)
+    spikes = loss_spikes(history)
+    summary["loss_spikes"] = [[step, round(r, 3)] for step, r in spikes]
+    summary["late_loss_spikes"] = late_loss_spikes(history, spikes)
     return summary
 
 
