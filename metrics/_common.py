@@ -35,13 +35,16 @@ def encode_split(method: Any, split: SplitData, batch_size: int, device: torch.d
 def decode_batches(method: Any, static: torch.Tensor, dynamic: torch.Tensor, batch_size: int,
                    device: torch.device, generator: torch.Generator | None,
                    value_range: tuple[float, float]) -> Iterator[torch.Tensor]:
-    """Decode ``(static[i], dynamic[i])`` batch by batch; frames clamped to the value range."""
+    """Decode ``(static[i], dynamic[i])`` batch by batch, on the CPU; frames clamped to the value range.
+
+    CPU like :func:`encode_split`: every consumer (uint8 decode caches, numpy backends) works on the host.
+    """
     lo, hi = map(float, value_range)
     with torch.no_grad():
         for start in range(0, len(static), batch_size):
             stop = min(len(static), start + batch_size)
             factors = Factors(static[start:stop].to(device), dynamic[start:stop].to(device))
-            yield method.decode(factors, generator=generator).float().clamp(lo, hi)
+            yield method.decode(factors, generator=generator).float().clamp(lo, hi).cpu()
 
 
 def with_ci(values: np.ndarray, seed: int, backend: str | None = None) -> MetricValue:

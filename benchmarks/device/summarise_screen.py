@@ -1,0 +1,82 @@
+"""Summarise a learning-rate screen (``cdsvae_lr_screen.sh``): per run, its plateau test and loss spikes.
+
+    python benchmarks/device/summarise_screen.py DIR        # DIR: the unpacked screen.tgz
+
+Per run: dataset, seed, lr, the last trained step, the headline probe's final value and last-quarter change,
+``converged``, every training-loss spike (:func:`seqbench.probes.loss_spikes`) with the loss term that grew most
+at it, and the final judge swap accuracies where evaluation finished. A run cut before its end has no
+meta.json; it is matched to its job by the training losses its log printed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+LOG_LINE = re.compile(r"\] (?P<dataset>[\w-]+)/(?P<method>[\w-]+)/seed(?P<seed>\d+): training: step (?P<step>\d+)/\d+, loss (?P<loss>[\d.e+-]+)")
+TERMS = ("recon", "kl_s", "kl_d", "mi", "nce_s", "nce_d")
+
+
+def _job_of(history: list[dict], logs: dict[str, list[tuple[int, float]]]) -> str | None:
+    """The job whose log printed this history's training losses (to 3 significant digits)."""
+    losses = {int(e["step"]): float(e["loss"]) for e in history if "loss" in e}
+    for job, printed in logs.items():
+        common = [(s, v) for s, v in printed if s in losses]
+        if common and all(abs(losses[s] - v) <= 0.0051 * max(abs(v), 1.0) for s, v in common[:5]):
+            return job
+    return None
+
+
+def _grown_term(history: list[dict], step: int) -> str:
+    """The loss term that grew most, relative to the median of its 10 logs before ``step``, at ``step``."""
+    import numpy as np
+
+    logged = [e for e in history if "loss" in e]
+    index = next(i for i, e in enumerate(logged) if int(e["step"]) == step)
+    before = logged[max(0, index - 10):index]
+    rises = {t: logged[index][t] / float(np.median([e[t] for e in before])) for t in TERMS
+             if t in logged[index] and float(np.median([e[t] for e in before])) > 0}
+    if not rises:
+        return "?"
+    term = max(rises, key=rises.get)
+    return f"{term} x{rises[term]:.1f}"
+
+
+def main(root: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from seqbench.probes import summarise_history
+
+    logs = {}
+    for log in sorted(root.glob("*.log")):
+        printed = [(int(m["step"]), float(m["loss"])) for m in LOG_LINE.finditer(log.read_text())]
+        if printed:
+            logs[log.stem] = printed
+    print("| job | dataset | seed | lr | last step | headline final | last-quarter change | converged | loss spikes (step x ratio, term) | swap static / dynamic |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for folder in sorted(root.glob("models/cdsvae-*")):
+        path = folder / "history.json"
+        path = path if path.exists() else folder / "history.partial.json"
+        if not path.exists():
+            continue
+        history = json.loads(path.read_text())
+        job = _job_of(history, logs)
+        if job is None or history[-1]["step"] < 1000:
+            continue  # the smoke runs
+        summary = summarise_history(history)
+        spikes = ", ".join(f"{s} x{r:.2f} ({_grown_term(history, s)})" for s, r in summary["loss_spikes"]) or "none"
+        swap = ""
+        results = root / job / "results.jsonl"
+        if results.exists():
+            rows = {r["key"]: r["value"] for r in map(json.loads, results.read_text().splitlines()) if r["status"] == "ok"}
+            if "swap/static" in rows:
+                swap = f"{rows['swap/static']:.3f} / {rows['swap/dynamic']:.3f}"
+        dataset, seed, lr = job.split("-")[0], job.rsplit("-s", 1)[1], job.split("-lr")[1].rsplit("-s", 1)[0]
+        cut = "" if path.name == "history.json" else " (cut)"
+        print(f"| {job} | {dataset} | {seed} | {lr} | {history[-1]['step']}{cut} | {summary['final']:.3f} | "
+              f"{summary['change']:+.1%} | {summary['converged']} | {spikes} | {swap} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
