@@ -10,7 +10,7 @@ clips at step 0 and every validation point) and a plateau summary in ``meta.json
   change over the last quarter of training (a least-squares line through that quarter's probes),
   ``converged`` (change below the threshold), the step and training time at which 90 % of the way to
   the final value was covered, the last-quarter change of the other probes, and the training-loss
-  spikes (``step:ratio``, :func:`seqbench.probes.loss_spikes`) that tell an unstable run from one
+  spikes (``step:ratio(term that grew most)``, :func:`seqbench.probes.loss_spikes` / ``spike_term``) that tell an unstable run from one
   still learning;
 * ``--fill-lr-scale`` / ``--fill-loss-spikes`` (with ``--rows``) add the ``plateau_lr_scale`` /
   ``late_loss_spikes`` column to rows written before it existed, computed from each model's stored
@@ -120,7 +120,7 @@ def fill_loss_spikes(rows_dir: Path, models: list[dict[str, Any]]) -> int:
 
 
 def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from seqbench.probes import summarise_history
+    from seqbench.probes import spike_term, summarise_history
 
     rows = []
     for model in models:
@@ -134,9 +134,14 @@ def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
                "train_s": meta.get("train_wall_s"), "probe_s": meta.get("probe_s")}
         for key in SHOWN_CHANGES:
             row[f"Δ {key}"] = summary["changes"].get(key)
-        row["loss spikes"] = " ".join(f"{step}:{r:.1f}x" for step, r in summary["loss_spikes"]) or "-"
+        row["loss spikes"] = " ".join(f"{step}:{r:.1f}x{_term(spike_term(model['history'], step))}"
+                                      for step, r in summary["loss_spikes"]) or "-"
         rows.append(row)
     return rows
+
+
+def _term(found: tuple[str, float] | None) -> str:
+    return f"({found[0]} {found[1]:.0f}x)" if found else ""
 
 
 def _fmt(value: Any) -> str:

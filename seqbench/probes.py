@@ -191,6 +191,37 @@ def loss_spikes(history: Sequence[dict[str, float]], *, key: str = "loss", ratio
     return spikes
 
 
+#: History keys of a training log that are not terms of the objective.
+NOT_LOSS_TERMS = frozenset({"step", "loss", "lr"})
+
+
+def spike_term(history: Sequence[dict[str, float]], step: int, *, key: str = "loss",
+               window: int = SPIKE_WINDOW) -> tuple[str, float] | None:
+    """``(term, ratio)``: the logged loss term that grew most at the log of ``step`` (a :func:`loss_spikes`
+    step), relative to its median over the ``window`` logs before; ``None`` if the log holds no terms.
+
+    Says which part of the objective blew up: every C-DSVAE spike measured is its dynamic KL jumping
+    3-19x (docs/runs/issue15-cdsvae-lr), not the reconstruction or the contrastive terms.
+    """
+    logged = [e for e in history if key in e]
+    index = next((i for i, e in enumerate(logged) if int(e["step"]) == int(step)), None)
+    if index is None or index == 0:
+        return None
+    before = logged[max(0, index - window):index]
+    ratios: dict[str, float] = {}
+    for term, value in logged[index].items():
+        if term in NOT_LOSS_TERMS or "/" in term:
+            continue
+        past = [float(e[term]) for e in before if term in e]
+        median = float(np.median(past)) if past else 0.0
+        if median > 0 and math.isfinite(float(value)):
+            ratios[term] = float(value) / median
+    if not ratios:
+        return None
+    term = max(ratios, key=ratios.__getitem__)
+    return term, ratios[term]
+
+
 def late_loss_spikes(history: Sequence[dict[str, float]],
                      spikes: Sequence[tuple[int, float]] | None = None) -> int:
     """How many :func:`loss_spikes` (``spikes`` when already found) fall in the last quarter of training,

@@ -280,3 +280,22 @@ def test_loss_spikes_find_an_optimiser_instability_not_noise_or_early_descent():
     assert loss_spikes(history[:5]) == []  # too short to have a running median
     summary = summarise_history(history + [{"step": 4000, "curve/mse": 0.1}])
     assert summary["loss_spikes"] == [[3000, pytest.approx(2.6, rel=0.05)]]
+
+
+def test_spike_term_names_the_part_of_the_objective_that_blew_up():
+    from seqbench.probes import loss_spikes, spike_term
+
+    rng = np.random.default_rng(1)
+    history = []
+    for step in range(0, 4000, 25):
+        recon, kl_d, nce = 30.0 + rng.normal(0, 0.5), 4.0 + rng.normal(0, 0.1), 2.5
+        if step == 3000:  # the dynamic KL jumps 10x, the reconstruction follows 1.5x (C-DSVAE's spikes)
+            recon, kl_d = 45.0, 40.0
+        history.append({"step": step, "loss": recon + kl_d + nce, "recon": recon, "kl_d": kl_d, "nce": nce,
+                        "lr": 2e-3})
+    history.append({"step": 3000, "val_loss": 80.0})  # other logs at the same step are not training logs
+    (step, _), = loss_spikes(history)
+    term, ratio = spike_term(history, step)
+    assert (step, term) == (3000, "kl_d") and ratio == pytest.approx(10.0, rel=0.05)
+    assert spike_term(history, 3010) is None  # no log at that step
+    assert spike_term([{"step": 0, "loss": 1.0}, {"step": 25, "loss": 3.0}], 25) is None  # no terms logged

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 LOG_LINE = re.compile(r"\] (?P<dataset>[\w-]+)/(?P<method>[\w-]+)/seed(?P<seed>\d+): training: step (?P<step>\d+)/\d+, loss (?P<loss>[\d.e+-]+)")
-TERMS = ("recon", "kl_s", "kl_d", "mi", "nce_s", "nce_d")
 
 
 def _job_of(history: list[dict], logs: dict[str, list[tuple[int, float]]]) -> str | None:
@@ -29,24 +28,13 @@ def _job_of(history: list[dict], logs: dict[str, list[tuple[int, float]]]) -> st
     return None
 
 
-def _grown_term(history: list[dict], step: int) -> str:
-    """The loss term that grew most, relative to the median of its 10 logs before ``step``, at ``step``."""
-    import numpy as np
-
-    logged = [e for e in history if "loss" in e]
-    index = next(i for i, e in enumerate(logged) if int(e["step"]) == step)
-    before = logged[max(0, index - 10):index]
-    rises = {t: logged[index][t] / float(np.median([e[t] for e in before])) for t in TERMS
-             if t in logged[index] and float(np.median([e[t] for e in before])) > 0}
-    if not rises:
-        return "?"
-    term = max(rises, key=rises.get)
-    return f"{term} x{rises[term]:.1f}"
+def _term(found: tuple[str, float] | None) -> str:
+    return f"{found[0]} x{found[1]:.1f}" if found else "?"
 
 
 def main(root: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from seqbench.probes import summarise_history
+    from seqbench.probes import spike_term, summarise_history
 
     logs = {}
     for log in sorted(root.glob("*.log")):
@@ -65,14 +53,14 @@ def main(root: Path) -> None:
         if job is None or history[-1]["step"] < 1000:
             continue  # the smoke runs
         summary = summarise_history(history)
-        spikes = ", ".join(f"{s} x{r:.2f} ({_grown_term(history, s)})" for s, r in summary["loss_spikes"]) or "none"
+        spikes = ", ".join(f"{s} x{r:.2f} ({_term(spike_term(history, s))})" for s, r in summary["loss_spikes"]) or "none"
         swap = ""
         results = root / job / "results.jsonl"
         if results.exists():
             rows = {r["key"]: r["value"] for r in map(json.loads, results.read_text().splitlines()) if r["status"] == "ok"}
             if "swap/static" in rows:
                 swap = f"{rows['swap/static']:.3f} / {rows['swap/dynamic']:.3f}"
-        dataset, seed, lr = job.split("-")[0], job.rsplit("-s", 1)[1], job.split("-lr")[1].rsplit("-s", 1)[0]
+        dataset, seed, lr = {"syn": "synthetic-sprites", "spr": "sprites"}.get(job.split("-")[0], job.split("-")[0]), job.rsplit("-s", 1)[1], job.split("-lr")[1].rsplit("-s", 1)[0]
         cut = "" if path.name == "history.json" else " (cut)"
         print(f"| {job} | {dataset} | {seed} | {lr} | {history[-1]['step']}{cut} | {summary['final']:.3f} | "
               f"{summary['change']:+.1%} | {summary['converged']} | {spikes} | {swap} |")
