@@ -226,7 +226,8 @@ def swap_grids_figure(grids: dict[str, np.ndarray], path: Path | str, *, title: 
 def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | None = None,
                       plugins: list[str] | None = None,
                       dataset_options: dict[str, dict[str, Any]] | None = None) -> dict[str, np.ndarray]:
-    """Per method of the leaderboard, the swap grid of its lowest seed's cached model (the one the rows name).
+    """Per method of the leaderboard, the swap grid of the cached model (the one the rows name) of its lowest
+    seed whose model this cache holds.
 
     Drawn on the run's fixed visual clips (:func:`seqbench.visuals.visual_inputs`), so every method
     swaps the same clips. The weights are those the rows name: when this code builds another
@@ -248,18 +249,22 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
         if runner is None or runner.options.profile != profile_used:
             runner = Runner(RunOptions(methods=[], datasets=[dataset], profile=profile_used, progress=False,
                                        plugins=list(plugins or []), dataset_options=dict(dataset_options or {})))
-        try:
-            unit, note = runner.unit_for_rows(dataset, method, own)
-        except Exception as exc:
-            logger.warning(f"{dataset}/{method}: no swap grid: {type(exc).__name__}: {exc}")
-            continue
-        if note:
-            logger.info(f"{dataset}/{method}: swap grid of {note}")
         import torch
 
-        model = runner.load_cached_model(unit, torch.device("cpu"))
+        model, unavailable = None, []
+        for seed in sorted(int(s) for s in own["seed"].unique()):
+            try:
+                unit, note = runner.unit_for_rows(dataset, method, own, seed)
+            except Exception as exc:
+                unavailable.append(f"seed {seed}: {type(exc).__name__}: {exc}")
+                continue
+            model = runner.load_cached_model(unit, torch.device("cpu"))
+            if model is not None:
+                logger.info(f"{dataset}/{method}: swap grid of seed {seed}" + (f", {note}" if note else ""))
+                break
+            unavailable.append(f"seed {seed}: model {unit.model_key} is not in this cache")
         if model is None:
-            logger.warning(f"{dataset}/{method}: no swap grid: model {unit.model_key} is not in this cache")
+            logger.warning(f"{dataset}/{method}: no swap grid: " + "; ".join(unavailable))
             continue
         images, missing = render_pictures(model, runner.visual_inputs(dataset), ("swaps",))
         if "swaps" in images:

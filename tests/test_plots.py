@@ -166,6 +166,31 @@ def test_a_swap_grid_is_drawn_from_the_weights_the_rows_name(toy_plugin, cache_d
     assert "of another config or method version" in capsys.readouterr().err
 
 
+def test_a_swap_grid_falls_back_to_the_lowest_seed_whose_model_is_cached(toy_plugin, cache_dir, tmp_path, capsys):
+    """A board whose seed-0 model left the cache still shows the method, from its next cached seed, and says so."""
+    import json
+    import shutil
+
+    from seqbench.plots import cached_swap_grids
+    from seqbench.results import load_results
+
+    out = tmp_path / "out"
+    assert main(["run", *TOY, "--seeds", "0,1", "-o", str(out), "--no-visuals"]) == 0
+    rows_path = out / "results.jsonl"
+    keys = {row["seed"]: row["model_key"] for row in map(json.loads, rows_path.read_text().splitlines())}
+    assert keys[0] != keys[1]
+    both = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
+    shutil.rmtree(cache_dir / "models" / "toyae" / keys[0])
+    capsys.readouterr()
+    fallback = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
+    assert set(fallback) == {"toyae"} and not np.array_equal(fallback["toyae"], both["toyae"])
+    assert "toy-bars/toyae: swap grid of seed 1" in capsys.readouterr().err
+    shutil.rmtree(cache_dir / "models" / "toyae" / keys[1])
+    assert cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke") == {}
+    err = capsys.readouterr().err
+    assert f"seed 0: model {keys[0]} is not in this cache; seed 1: model {keys[1]} is not in this cache" in err
+
+
 def test_the_curve_figure_is_redrawn_from_exported_curves_once_the_cache_is_gone(toy_plugin, cache_dir, tmp_path,
                                                                                     capsys):
     """``seqbench leaderboard --figures DIR --curves CURVES`` draws the learning curves of models the cache no

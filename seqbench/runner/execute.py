@@ -72,16 +72,17 @@ class Runner:
         """The unit's folder in the model cache."""
         return self.models.model_dir(unit)
 
-    def unit_for_rows(self, dataset: str, method: str, rows: "pd.DataFrame") -> tuple[ModelUnit, str | None]:
-        """The model that result ``rows`` of one method name (their lowest seed), and a note if it is not
-        the one this code would build.
+    def unit_for_rows(self, dataset: str, method: str, rows: "pd.DataFrame",
+                      seed: int | None = None) -> tuple[ModelUnit, str | None]:
+        """The model that result ``rows`` of one method name (``seed``, default their lowest), and a note if
+        it is not the one this code would build.
 
         When this code builds another ``model_key`` only because the method's source changed (same
         config hash and method version: a refactor never bumps the version), the rows' model is
         returned with a note. Raises ``LookupError`` (with the reason) when the rows name no model, or
         one of another config or method version.
         """
-        seed = int(rows["seed"].min())
+        seed = int(rows["seed"].min()) if seed is None else int(seed)
         unit = self.unit(dataset, method, seed)
         keys = rows[rows["seed"] == seed]["model_key"].dropna()
         if keys.empty:
