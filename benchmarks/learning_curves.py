@@ -120,7 +120,7 @@ def fill_loss_spikes(rows_dir: Path, models: list[dict[str, Any]]) -> int:
 
 
 def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from seqbench.probes import spike_term, summarise_history
+    from seqbench.probes import summarise_history
 
     rows = []
     for model in models:
@@ -134,14 +134,20 @@ def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
                "train_s": meta.get("train_wall_s"), "probe_s": meta.get("probe_s")}
         for key in SHOWN_CHANGES:
             row[f"Δ {key}"] = summary["changes"].get(key)
-        row["loss spikes"] = " ".join(f"{step}:{r:.1f}x{_term(spike_term(model['history'], step))}"
-                                      for step, r in summary["loss_spikes"]) or "-"
+        row["loss spikes"] = format_spikes(model["history"], summary["loss_spikes"])
         rows.append(row)
     return rows
 
 
-def _term(found: tuple[str, float] | None) -> str:
-    return f"({found[0]} {found[1]:.0f}x)" if found else ""
+def format_spikes(history: list[dict[str, Any]], spikes: list[tuple[int, float]]) -> str:
+    """``step:ratio(term that grew most)`` per training-loss spike (:func:`seqbench.probes.spike_term`), ``-`` for none."""
+    from seqbench.probes import spike_term
+
+    def term(step: int) -> str:
+        found = spike_term(history, step)
+        return f"({found[0]} {found[1]:.0f}x)" if found else ""
+
+    return " ".join(f"{step}:{ratio:.1f}x{term(step)}" for step, ratio in spikes) or "-"
 
 
 def _fmt(value: Any) -> str:

@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+JOB_NAME = re.compile(r"^(?P<dataset>syn|spr)-lr(?P<lr>.+)-s(?P<seed>\d+)$")  # the screen script's job names
+DATASETS = {"syn": "synthetic-sprites", "spr": "sprites"}
 LOG_LINE = re.compile(r"\] (?P<dataset>[\w-]+)/(?P<method>[\w-]+)/seed(?P<seed>\d+): training: step (?P<step>\d+)/\d+, loss (?P<loss>[\d.e+-]+)")
 
 
@@ -28,20 +30,19 @@ def _job_of(history: list[dict], logs: dict[str, list[tuple[int, float]]]) -> st
     return None
 
 
-def _term(found: tuple[str, float] | None) -> str:
-    return f"{found[0]} x{found[1]:.1f}" if found else "?"
-
-
 def main(root: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from seqbench.probes import spike_term, summarise_history
+    here = Path(__file__).resolve()
+    sys.path[:0] = [str(here.parents[2]), str(here.parents[1])]  # seqbench, and the curves benchmark beside
+    from learning_curves import format_spikes
+
+    from seqbench.probes import summarise_history
 
     logs = {}
     for log in sorted(root.glob("*.log")):
         printed = [(int(m["step"]), float(m["loss"])) for m in LOG_LINE.finditer(log.read_text())]
         if printed:
             logs[log.stem] = printed
-    print("| job | dataset | seed | lr | last step | headline final | last-quarter change | converged | loss spikes (step x ratio, term) | swap static / dynamic |")
+    print("| job | dataset | seed | lr | last step | headline final | last-quarter change | converged | loss spikes (step:ratio(term)) | swap static / dynamic |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in sorted(root.glob("models/cdsvae-*")):
         path = folder / "history.json"
@@ -53,14 +54,17 @@ def main(root: Path) -> None:
         if job is None or history[-1]["step"] < 1000:
             continue  # the smoke runs
         summary = summarise_history(history)
-        spikes = ", ".join(f"{s} x{r:.2f} ({_term(spike_term(history, s))})" for s, r in summary["loss_spikes"]) or "none"
+        spikes = format_spikes(history, summary["loss_spikes"])
         swap = ""
         results = root / job / "results.jsonl"
         if results.exists():
             rows = {r["key"]: r["value"] for r in map(json.loads, results.read_text().splitlines()) if r["status"] == "ok"}
             if "swap/static" in rows:
                 swap = f"{rows['swap/static']:.3f} / {rows['swap/dynamic']:.3f}"
-        dataset, seed, lr = {"syn": "synthetic-sprites", "spr": "sprites"}.get(job.split("-")[0], job.split("-")[0]), job.rsplit("-s", 1)[1], job.split("-lr")[1].rsplit("-s", 1)[0]
+        name = JOB_NAME.match(job)
+        if name is None:
+            continue
+        dataset, seed, lr = DATASETS[name["dataset"]], name["seed"], name["lr"]
         cut = "" if path.name == "history.json" else " (cut)"
         print(f"| {job} | {dataset} | {seed} | {lr} | {history[-1]['step']}{cut} | {summary['final']:.3f} | "
               f"{summary['change']:+.1%} | {summary['converged']} | {spikes} | {swap} |")
