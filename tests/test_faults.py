@@ -76,7 +76,11 @@ def _reference(site: Path, tmp_path_factory, extra: list[str]) -> dict[tuple, fl
 
 def _interrupt_when(cmd: list[str], env: dict[str, str], pattern: str, sig: int) -> tuple[int, str]:
     """Start ``cmd``, send ``sig`` once a stderr line matches ``pattern``; its exit status and stderr."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The run starts with SIGINT at its default, as under a terminal: a test session started in the
+    # background of a non-interactive shell (``pytest &``) ignores SIGINT, its children inherit that, and
+    # Python then installs no KeyboardInterrupt handler, so Ctrl-C would never reach the run.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:
         seen.append(line)
@@ -126,7 +130,9 @@ def test_ctrl_c_exits_130_keeps_finished_rows_and_marks_the_run_killed(site, tmp
     # 2 s it once exited 0 first in a full CI run)
     cmd = _seqbench("run", *TOY, *SLOW, "--metric-option", "toy-mean.delay=20", "-o", str(out_dir))
     code, err = _interrupt_when(cmd, env, PHASES["second model's training"], signal.SIGINT)
-    assert code == 130 and "interrupted; finished cells are saved" in err and "Traceback" not in err
+    # the run's stderr with the verdict: what the run had done by the time the signal came
+    assert code == 130 and "interrupted; finished cells are saved" in err and "Traceback" not in err, (
+        f"exit {code} after SIGINT; the run's stderr:\n{err[-4000:]}")
     kept = load_results(out_dir)
     assert list(kept["seed"]) == [0] and kept["value"].iloc[0] == reference[("toy-bars", "toyae", 0, "toy-mean", "mae")]
     from mlflow.tracking import MlflowClient
