@@ -194,10 +194,10 @@ class DiViDConfig(MethodConfig):
     }
     family_profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
     dataset_profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
-        # synthetic-sprites: skin is learned in one jump (swap probe 0.62 -> 0.93 between steps 4000 and
-        # 4500 of seed 1) while a 9000-step cosine still runs at about half its peak lr; the 6000-step schedule
-        # has decayed to a quarter by then and creeps (skin 0.72, +7.0 % over the last quarter). A larger lr
-        # over 6000 steps does not replace it (lr 1e-3: 0.635, no jump). ~39 min on two quiet cores: over the
+        # synthetic-sprites: skin is learned in one late jump of the swap probe, at a seed-dependent step
+        # (seeds 1 / 0 / 2: steps 4000-4500 / 5000-5500 / 6000-6500 of 9000); 6000 steps end before it on 2 of
+        # 3 seeds (static swap 0.681 -> 0.980 at 9000, all seeds on their plateaus). A larger lr over 6000
+        # steps does not replace it (lr 1e-3: 0.635, no jump). ~39 min on two quiet cores: over the
         # protocol's 30, a documented exception (docs/protocol.md, docs/runs/issue15-longer-schedules).
         ("quick", "synthetic-sprites"): dict(steps=9000),
     }
