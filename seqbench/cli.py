@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--curves", type=Path, metavar="DIR",
                        help="with --figures: exported learning curves (DIR/<dataset>/<method>-seed<k>-<key8>.json, "
                             "benchmarks/learning_curves.py --export) for the models this cache no longer holds")
+    board.add_argument("--grids", type=Path, metavar="DIR",
+                       help="with --figures: exported swap grids (DIR/<dataset>/<method>-seed<k>-<key8>.png): every "
+                            "grid drawn from a cached model is written there, and a model this cache no longer holds "
+                            "is drawn from its exported grid, so the swap figure is regenerable without the cache")
     board.add_argument("--data-option", dest="data_options", action="append", default=[], metavar="DATASET.KEY=VALUE",
                        help="dataset option of the runs whose cached models --figures draws (e.g. "
                             "synthetic-sprites.size=64)")
@@ -285,7 +289,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                           profile=args.profile, swaps=True, plugins=args.plugins,
                                           dataset_options=parse_scoped_values(args.data_options,
                                                                               flag="--data-option"),
-                                          curves=args.curves):
+                                          curves=args.curves, grids=args.grids):
             if args.output:
                 print(f"wrote {path}")
             else:  # stdout carries the markdown: say it in the log

@@ -223,7 +223,8 @@ def _plateau_note(scores: "pd.DataFrame") -> str:
 
 
 #: The figures a leaderboard embeds when they exist (``seqbench leaderboard --figures DIR``), in this order.
-FIGURES = (("swaps", "Swap grids: each method's cached model (its lowest seed in the cache) on the same fixed test clips"),
+FIGURES = (("swaps", "Swap grids: each method's lowest seed whose model is cached or whose grid was exported "
+                    "(seqbench leaderboard --grids), on the same fixed test clips"),
            ("metrics", "Headline metrics: mean over seeds, each seed, and the mean bootstrap 95% interval"),
            ("curves", "Learning curves: the probes on validation clips over training"))
 

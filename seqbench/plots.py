@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["learning_curves", "leaderboard_figure", "load_history", "curve_keys", "write_dataset_figures",
-           "swap_grids_figure", "cached_swap_grids"]
+           "swap_grids_figure", "cached_swap_grids", "export_grid", "exported_grid",
+           "exported_grid_path"]
 
 MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of the figure (they stay in MLflow)
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -223,11 +224,48 @@ def swap_grids_figure(grids: dict[str, np.ndarray], path: Path | str, *, title: 
     return path
 
 
+def exported_grid_path(folder: Path | str, method: str, seed: int, model_key: str) -> Path:
+    """``folder/<method>-seed<k>-<key8>.png``: where a model's swap grid is exported (named like its curve)."""
+    return Path(folder) / f"{curve_label(method, seed, model_key)}.png"
+
+
+def export_grid(grid: np.ndarray, path: Path | str) -> Path:
+    """Write a swap grid (``uint8`` ``[H, W, 3]``) as a lossless PNG: reading it back gives the same pixels."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(grid, dtype=np.uint8)).save(path, format="PNG")
+    return path
+
+
+def exported_grid(path: Path | str) -> np.ndarray | None:
+    """The swap grid exported at ``path``, or ``None`` when there is none (an unreadable file is a warning)."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as exc:
+        logger.warning(f"swap grids: {path} is unreadable ({exc}); export it again from a cache holding the model")
+        return None
+
+
 def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | None = None,
                       plugins: list[str] | None = None,
-                      dataset_options: dict[str, dict[str, Any]] | None = None) -> dict[str, np.ndarray]:
+                      dataset_options: dict[str, dict[str, Any]] | None = None,
+                      grids_dir: Path | str | None = None) -> dict[str, np.ndarray]:
     """Per method of the leaderboard, the swap grid of the cached model (the one the rows name) of its lowest
-    seed whose model this cache holds.
+    seed whose model this cache holds - or, with ``grids_dir``, whose grid is exported there.
+
+    With ``grids_dir`` (``seqbench leaderboard --grids DIR``, the dataset's folder of it) every grid drawn
+    from a cached model is also written there (:func:`exported_grid_path`, keyed by the model the rows
+    name), and a seed whose model the cache no longer holds is read from its exported grid: the committed
+    copy of what a cache drew, so a board's swap figure is regenerable from the repository alone, as its
+    curve figure is from the exported curves.
 
     Drawn on the run's fixed visual clips (:func:`seqbench.visuals.visual_inputs`), so every method
     swaps the same clips. The weights are those the rows name: when this code builds another
@@ -251,24 +289,37 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
                                        plugins=list(plugins or []), dataset_options=dict(dataset_options or {})))
         import torch
 
-        model, unavailable = None, []
+        model, unavailable, export = None, [], None
         for seed in sorted(int(s) for s in own["seed"].unique()):
+            named = str(own.loc[own["seed"] == seed, "model_key"].iloc[0])
+            export = exported_grid_path(grids_dir, method, seed, named) if grids_dir is not None else None
             try:
                 unit, note = runner.unit_for_rows(dataset, method, own, seed)
+                model = runner.load_cached_model(unit, torch.device("cpu"))
             except Exception as exc:
+                unit, note, model = None, "", None
                 unavailable.append(f"seed {seed}: {type(exc).__name__}: {exc}")
-                continue
-            model = runner.load_cached_model(unit, torch.device("cpu"))
             if model is not None:
                 logger.info(f"{dataset}/{method}: swap grid of seed {seed}" + (f", {note}" if note else ""))
                 break
-            unavailable.append(f"seed {seed}: model {unit.model_key} is not in this cache")
+            if unit is not None:
+                unavailable.append(f"seed {seed}: model {unit.model_key} is not in this cache")
+            grid = exported_grid(export) if export is not None else None
+            if grid is not None:
+                logger.info(f"{dataset}/{method}: swap grid of seed {seed} from {export} (the model is not cached)")
+                grids[method] = grid
+                break
+        if method in grids:
+            continue
         if model is None:
-            logger.warning(f"{dataset}/{method}: no swap grid: " + "; ".join(unavailable))
+            logger.warning(f"{dataset}/{method}: no swap grid: " + "; ".join(unavailable)
+                           + ("" if grids_dir is None else f"; no exported grid in {grids_dir}"))
             continue
         images, missing = render_pictures(model, runner.visual_inputs(dataset), ("swaps",))
         if "swaps" in images:
             grids[method] = images["swaps"]
+            if export is not None:
+                logger.info(f"{dataset}/{method}: exported its swap grid to {export_grid(images['swaps'], export)}")
         else:
             logger.warning(f"{dataset}/{method}: no swap grid: {missing.get('swaps')}")
     return grids
@@ -278,14 +329,16 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
                           headlines: dict[str, set[str]] | None = None, profile: str | None = None,
                           swaps: bool = False, plugins: list[str] | None = None,
                           dataset_options: dict[str, dict[str, Any]] | None = None,
-                          curves: Path | str | None = None) -> list[Path]:
+                          curves: Path | str | None = None, grids: Path | str | None = None) -> list[Path]:
     """``<dataset>-metrics.png``, ``<dataset>-curves.png`` and (``swaps``) ``<dataset>-swaps.png`` for each
     dataset of ``frame`` into ``directory``.
 
     The curves come from the ``history.json`` beside each cached model the leaderboard's rows name
     (their ``model_key``), else from the exported copy under ``curves/<dataset>/`` (:func:`exported_history`);
-    models trained before histories were kept have no curve. A swap grid needs the cached model; the
-    figure's title names the methods it leaves out. A figure that cannot be drawn is a warning.
+    models trained before histories were kept have no curve. A swap grid needs the cached model, else (with
+    ``grids``) its exported copy under ``grids/<dataset>/`` (:func:`cached_swap_grids`, which also exports
+    every grid it draws there); the figure's title names the methods it leaves out. A figure that cannot be
+    drawn is a warning.
     """
     from .leaderboard import results_frame, select_rows
     from .utils import cache_root
@@ -314,14 +367,16 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
                 histories[f"{method}/seed{int(seed)}"] = history
         if swaps:
             try:
-                grids = cached_swap_grids(frame, dataset, profile=profile, plugins=plugins,
-                                          dataset_options=dataset_options)
-                left_out = sorted(set(rows["method"].unique()) - set(grids))
-                if grids:
-                    written.append(swap_grids_figure(grids, Path(directory) / f"{dataset}-swaps.png", title=(
+                drawn = cached_swap_grids(frame, dataset, profile=profile, plugins=plugins,
+                                          dataset_options=dataset_options,
+                                          grids_dir=None if grids is None else Path(grids) / dataset)
+                left_out = sorted(set(rows["method"].unique()) - set(drawn))
+                if drawn:
+                    written.append(swap_grids_figure(drawn, Path(directory) / f"{dataset}-swaps.png", title=(
                         f"{dataset}: swaps on the same test clips\nrow: static donor, column: dynamics donor, "
                         "real clips on the margins"
-                        + (f"\nnot drawn (model not in the cache that drew this): {', '.join(left_out)}"
+                        + (f"\nnot drawn (model neither in the cache that drew this nor exported): "
+                           f"{', '.join(left_out)}"
                            if left_out else ""))))
             except Exception as exc:
                 logger.warning(f"{dataset}: swap grids not drawn: {type(exc).__name__}: {exc}")

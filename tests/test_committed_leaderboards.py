@@ -2,7 +2,7 @@
 
 ``leaderboards/results/<dataset>/<run_id>/results.jsonl`` holds the rows a committed leaderboard was
 made from; ``seqbench leaderboard --from leaderboards/results/<dataset> --dataset <dataset> --figures
-leaderboards/figures --curves leaderboards/curves -o leaderboards/`` regenerates the board byte for byte, so a hand edit cannot
+leaderboards/figures --curves leaderboards/curves --grids leaderboards/grids -o leaderboards/`` regenerates the board byte for byte, so a hand edit cannot
 drift and rows of an older protocol cannot hide in it.
 """
 

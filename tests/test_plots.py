@@ -215,3 +215,48 @@ def test_the_curve_figure_is_redrawn_from_exported_curves_once_the_cache_is_gone
     redrawn, first = (np.asarray(Image.open(d / "toy-bars-curves.png"))
                       for d in (with_curves, out_dir / "leaderboards"))
     assert redrawn.shape == first.shape and _has_colour(with_curves / "toy-bars-curves.png", C0)
+
+
+def test_the_swap_figure_is_redrawn_from_exported_grids_once_the_cache_is_gone(toy_plugin, cache_dir, tmp_path,
+                                                                                 capsys):
+    """``seqbench leaderboard --figures DIR --grids GRIDS`` exports every swap grid it draws from a cached model
+    (``GRIDS/<dataset>/<method>-seed<k>-<key8>.png``, pixel for pixel) and draws a model the cache no longer holds
+    from that copy - the lowest seed with either - so a committed board's swap figure is regenerable from the
+    repository alone; without ``--grids`` a method whose models left the cache is left out and named."""
+    import json
+    import shutil
+
+    from seqbench.plots import cached_swap_grids
+    from seqbench.results import load_results
+
+    out_dir = tmp_path / "out"
+    assert main(["run", *TOY, "--seeds", "0,1", "-o", str(out_dir), "--no-visuals"]) == 0
+    rows_path = out_dir / "results.jsonl"
+    keys = {row["seed"]: row["model_key"] for row in map(json.loads, rows_path.read_text().splitlines())}
+    drawn = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke")
+    grids = tmp_path / "grids"
+    first = tmp_path / "first"
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(first), "--grids", str(grids)]) == 0
+    # only the grid the figure used (the lowest seed's) is exported, and it is the model's grid exactly
+    (exported,) = sorted((grids / "toy-bars").iterdir())
+    assert exported.name == f"toyae-seed0-{keys[0][:8]}.png"
+    assert np.array_equal(np.asarray(Image.open(exported)), drawn["toyae"])
+    shutil.rmtree(cache_dir / "models" / "toyae" / keys[0])
+    # seed 0's model is gone: its exported grid wins over seed 1's cached model (the lowest seed with either)
+    capsys.readouterr()
+    again = cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke", grids_dir=grids / "toy-bars")
+    assert np.array_equal(again["toyae"], drawn["toyae"])
+    assert f"swap grid of seed 0 from {exported}" in capsys.readouterr().err
+    shutil.rmtree(cache_dir / "models")
+    bare, redrawn = tmp_path / "bare", tmp_path / "redrawn"
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(bare)]) == 0
+    assert not (bare / "toy-bars-swaps.png").exists()
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(redrawn), "--grids", str(grids)]) == 0
+    assert np.array_equal(np.asarray(Image.open(redrawn / "toy-bars-swaps.png")),
+                          np.asarray(Image.open(first / "toy-bars-swaps.png")))
+    # an unreadable export is a warning that says how to mend it, never a lost board
+    exported.write_bytes(b"not a png")
+    capsys.readouterr()
+    assert cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke", grids_dir=grids / "toy-bars") == {}
+    err = capsys.readouterr().err
+    assert f"{exported} is unreadable" in err and "export it again" in err
