@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["learning_curves", "leaderboard_figure", "load_history", "curve_keys", "write_dataset_figures",
-           "swap_grids_figure", "cached_swap_grids", "export_grid", "exported_grid",
-           "exported_grid_path"]
+           "swap_grids_figure", "cached_swap_grids", "exported_grid", "exported_grid_path"]
 
 MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of the figure (they stay in MLflow)
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -229,16 +228,6 @@ def exported_grid_path(folder: Path | str, method: str, seed: int, model_key: st
     return Path(folder) / f"{curve_label(method, seed, model_key)}.png"
 
 
-def export_grid(grid: np.ndarray, path: Path | str) -> Path:
-    """Write a swap grid (``uint8`` ``[H, W, 3]``) as a lossless PNG: reading it back gives the same pixels."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(grid, dtype=np.uint8)).save(path, format="PNG")
-    return path
-
-
 def exported_grid(path: Path | str) -> np.ndarray | None:
     """The swap grid exported at ``path``, or ``None`` when there is none (an unreadable file is a warning)."""
     from PIL import Image
@@ -275,7 +264,7 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
     """
     from .leaderboard import results_frame, select_rows
     from .runner import RunOptions, Runner
-    from .visuals import render_pictures
+    from .visuals import render_pictures, save_png
 
     rows = select_rows(results_frame(frame), dataset, profile)
     grids: dict[str, np.ndarray] = {}
@@ -319,7 +308,8 @@ def cached_swap_grids(frame: "pd.DataFrame", dataset: str, *, profile: str | Non
         if "swaps" in images:
             grids[method] = images["swaps"]
             if export is not None:
-                logger.info(f"{dataset}/{method}: exported its swap grid to {export_grid(images['swaps'], export)}")
+                # a lossless PNG of the uint8 grid: reading it back gives the same pixels
+                logger.info(f"{dataset}/{method}: exported its swap grid to {save_png(images['swaps'], export)}")
         else:
             logger.warning(f"{dataset}/{method}: no swap grid: {missing.get('swaps')}")
     return grids
@@ -337,8 +327,8 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
     (their ``model_key``), else from the exported copy under ``curves/<dataset>/`` (:func:`exported_history`);
     models trained before histories were kept have no curve. A swap grid needs the cached model, else (with
     ``grids``) its exported copy under ``grids/<dataset>/`` (:func:`cached_swap_grids`, which also exports
-    every grid it draws there); the figure's title names the methods it leaves out. A figure that cannot be
-    drawn is a warning.
+    every grid it draws there with :func:`seqbench.visuals.save_png`); the figure's title names the methods
+    it leaves out. A figure that cannot be drawn is a warning.
     """
     from .leaderboard import results_frame, select_rows
     from .utils import cache_root
