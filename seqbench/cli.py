@@ -172,6 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     given.update(dataset_options=args.data_options, metric_options=args.metric_options)
     options = RunOptions(**run_settings(given, args.config))
     options.dry_run = args.dry_run
+    options.command = list(getattr(args, "argv", sys.argv[1:]))
     options.retrain = args.retrain
     options.visuals = not args.no_visuals
     if args.probes is not None:
@@ -514,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     _one_line_plugin_warnings()
     configure_logging()  # one seqbench handler for every command's messages and progress lines
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded by a run as its command line
     if args.command is None:
         parser.print_help()
         return 0

@@ -51,6 +51,10 @@ class RunOptions:
     # None = the profile's default (mse, leak, judge; smoke: mse), empty = none. They read validation
     # clips only and never change what is trained.
     probes: list[str] | None = None
+    # The command line that asked for the run (``seqbench`` arguments, recorded as the run's ``argv`` so the run
+    # can be repeated); None = this process's ``sys.argv[1:]``. ``seqbench.cli.main(argv)`` sets it, since a
+    # run started in-process (a test, a notebook) has its host's sys.argv.
+    command: list[str] | None = None
 
 
 @dataclass

@@ -154,6 +154,21 @@ def toy_plugin(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def benchmark_script():
+    """A loader of ``benchmarks/<name>.py`` as a module (the scripts are not a package), to call its functions."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture
 def make_distribution():
     """The :func:`write_distribution` helper, for tests that lay out further packages."""
     return write_distribution

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bcd_bitrate_sweep.py"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("bcd_bitrate_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_sweep_runs_each_bitrate_and_writes_the_table(toy_plugin, cache_dir, tmp_path):
-    sweep = load_script()
+def test_sweep_runs_each_bitrate_and_writes_the_table(toy_plugin, cache_dir, tmp_path, benchmark_script):
+    sweep = benchmark_script("bcd_bitrate_sweep")
     out, table = tmp_path / "sweep", tmp_path / "docs" / "bcd.md"
     assert sweep.main(["--bitrates", "2x1,4x2", "--profile", "smoke", "--dataset", "toy-bars", "--metrics", "mse",
                        "--set", "bcd.patch_size=2", "--output", str(out), "--markdown", str(table),
@@ -37,8 +26,8 @@ def test_sweep_runs_each_bitrate_and_writes_the_table(toy_plugin, cache_dir, tmp
     assert (out / "bcd-2x1" / "results.jsonl").exists() and (out / "bcd-4x2" / "results.jsonl").exists()
 
 
-def test_bitrate_parsing_names_the_bad_item():
-    sweep = load_script()
+def test_bitrate_parsing_names_the_bad_item(benchmark_script):
+    sweep = benchmark_script("bcd_bitrate_sweep")
     assert sweep.parse_bitrates("8x4, 16") == [(8, 4), (16, 1)]
     try:
         sweep.parse_bitrates("8x4,eight")

@@ -215,7 +215,8 @@ class Runner:
                       provenance={"seqbench_version": __version__, "git_sha": git_sha(), "versions": versions(),
                                   "profile": opts.profile, "seeds": opts.seeds, "limit": opts.limit,
                                   "eval_clips": self.eval_clips, "world_size": int(os.environ.get("WORLD_SIZE", "1") or 1),
-                                  "argv": sys.argv[1:], "device": str(device)})
+                                  "argv": list(opts.command) if opts.command is not None else sys.argv[1:],
+                                  "device": str(device)})
         self.run_info = run
         hook = self.plugins.hook
         hook.seqbench_run_started(run=run)
