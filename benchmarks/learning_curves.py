@@ -40,7 +40,7 @@ SHOWN_CHANGES = ("swap/static", "swap/dynamic", "mse", "leak/s_to_d", "leak/d_to
 
 def cached_models(dataset: str, methods: list[str] | None, profile: str | None) -> list[dict[str, Any]]:
     """``{label, meta, history}`` of every cached model of ``dataset`` with a learning curve."""
-    from seqbench.plots import curve_label
+    from seqbench.plots import curve_label, has_probe_curves
     from seqbench.utils import cache_root
 
     found = []
@@ -54,7 +54,7 @@ def cached_models(dataset: str, methods: list[str] | None, profile: str | None) 
             continue
         if profile and meta.get("config", {}).get("profile", profile) != profile:
             continue
-        if not any(k.startswith("curve/") for entry in history for k in entry):
+        if not has_probe_curves(history):
             continue
         found.append({"label": curve_label(meta["method"], meta["seed"], meta_path.parent.name), "meta": meta,
                       "history": history})

@@ -25,8 +25,8 @@ from .log import logger
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["learning_curves", "leaderboard_figure", "load_history", "curve_keys", "write_dataset_figures",
-           "swap_grids_figure", "cached_swap_grids", "exported_grid", "exported_grid_path"]
+__all__ = ["learning_curves", "leaderboard_figure", "load_history", "has_probe_curves", "curve_keys",
+           "write_dataset_figures", "swap_grids_figure", "cached_swap_grids", "exported_grid", "exported_grid_path"]
 
 MAX_USAGE_PANELS = 6  # factor-usage diagnostics beyond these are left out of the figure (they stay in MLflow)
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -65,6 +65,12 @@ def load_history(model_dir: Path) -> list[dict[str, float]] | None:
         logger.warning(f"learning curves: {path} is unreadable ({exc}); that model's curve is left out")
         return None
     return history if isinstance(history, list) else None
+
+
+def has_probe_curves(history: list[dict[str, float]] | None) -> bool:
+    """Whether a training history holds learning-curve points (``curve/...``): one trained with ``--probes
+    none`` (e.g. only to draw its swap grid again) has the loss alone, and must not hide an exported curve."""
+    return bool(history) and any(key.startswith("curve/") for entry in history for key in entry)
 
 
 #: The probe curves (seqbench.probes) drawn first, when present: what the leaderboard reports, over training.
@@ -324,7 +330,8 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
     dataset of ``frame`` into ``directory``.
 
     The curves come from the ``history.json`` beside each cached model the leaderboard's rows name
-    (their ``model_key``), else from the exported copy under ``curves/<dataset>/`` (:func:`exported_history`);
+    (their ``model_key``), else - or when the cached one has no probe curves - from the exported copy under
+    ``curves/<dataset>/`` (:func:`exported_history`);
     models trained before histories were kept have no curve. A swap grid needs the cached model, else (with
     ``grids``) its exported copy under ``grids/<dataset>/`` (:func:`cached_swap_grids`, which also exports
     every grid it draws there with :func:`seqbench.visuals.save_png`); the figure's title names the methods
@@ -351,8 +358,8 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
             rows = frame.iloc[0:0]
         for (method, seed, key), _ in rows.groupby(["method", "seed", "model_key"]):
             history = load_history(cache_root() / "models" / method / str(key))
-            if not history and curves is not None:
-                history = exported_history(Path(curves) / dataset, method, seed, key)
+            if curves is not None and not has_probe_curves(history):  # e.g. retrained with --probes none
+                history = exported_history(Path(curves) / dataset, method, seed, key) or history
             if history:
                 histories[f"{method}/seed{int(seed)}"] = history
         if swaps:

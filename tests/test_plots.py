@@ -215,6 +215,17 @@ def test_the_curve_figure_is_redrawn_from_exported_curves_once_the_cache_is_gone
     redrawn, first = (np.asarray(Image.open(d / "toy-bars-curves.png"))
                       for d in (with_curves, out_dir / "leaderboards"))
     assert redrawn.shape == first.shape and _has_colour(with_curves / "toy-bars-curves.png", C0)
+    # the model trained again without probes (only to draw its swap grid) is cached with its loss alone: that
+    # history must not hide the exported curve
+    from seqbench.plots import has_probe_curves
+
+    assert main(["run", *TOY, "--seeds", "0", "-o", str(tmp_path / "again"), "--probes", "none", "--no-visuals",
+                 "--retrain"]) == 0
+    assert not has_probe_curves(json.loads((model_dir / "history.json").read_text()))
+    again = tmp_path / "again-figures"
+    assert main(["leaderboard", "--from", str(out_dir), "--figures", str(again),
+                 "--curves", str(tmp_path / "curves")]) == 0
+    assert np.array_equal(np.asarray(Image.open(again / "toy-bars-curves.png")), redrawn)
 
 
 def test_the_swap_figure_is_redrawn_from_exported_grids_once_the_cache_is_gone(toy_plugin, cache_dir, tmp_path,
