@@ -271,3 +271,21 @@ def test_the_swap_figure_is_redrawn_from_exported_grids_once_the_cache_is_gone(t
     assert cached_swap_grids(load_results(rows_path), "toy-bars", profile="smoke", grids_dir=grids / "toy-bars") == {}
     err = capsys.readouterr().err
     assert f"{exported} is unreadable" in err and "export it again" in err
+
+
+def test_rows_made_on_other_data_name_the_option_to_pass(toy_plugin, cache_dir, tmp_path, capsys):
+    """A board redrawn without the ``--data-option`` its runs were made with (e.g. ``sprites.size=32``) builds
+    models of another shape: the figure leaves the method out with a warning that names the option, instead of
+    a state-dict size mismatch."""
+    from seqbench.plots import cached_swap_grids
+    from seqbench.results import load_results
+
+    out_dir = tmp_path / "out"
+    assert main(["run", *TOY, "--seeds", "0", "-o", str(out_dir), "--no-visuals"]) == 0
+    rows = load_results(out_dir / "results.jsonl")
+    assert "toyae" in cached_swap_grids(rows, "toy-bars", profile="smoke")
+    rows["dataset_fingerprint"] = "made-on-other-data"
+    capsys.readouterr()
+    assert cached_swap_grids(rows, "toy-bars", profile="smoke") == {}
+    err = capsys.readouterr().err
+    assert "fingerprint made-on-other-data" in err and "pass the --data-option the run was made with" in err

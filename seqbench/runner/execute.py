@@ -77,6 +77,8 @@ class Runner:
         """The model that result ``rows`` of one method name (``seed``, default their lowest), and a note if
         it is not the one this code would build.
 
+        Rows made on other data than these dataset options give (another fingerprint, e.g. a run made with
+        ``--data-option sprites.size=32`` redrawn without it) raise ``LookupError`` naming the option to pass.
         When this code builds another ``model_key`` only because the method's source changed (same
         config hash and method version: a refactor never bumps the version), the rows' model is
         returned with a note. Raises ``LookupError`` (with the reason) when the rows name no model, or
@@ -87,6 +89,12 @@ class Runner:
         keys = rows[rows["seed"] == seed]["model_key"].dropna()
         if keys.empty:
             raise LookupError("the rows name no model")
+        made_on = (set(rows.loc[rows["seed"] == seed, "dataset_fingerprint"].dropna().astype(str))
+                   if "dataset_fingerprint" in rows.columns else set())
+        if made_on and unit.spec.fingerprint not in made_on:
+            raise LookupError(f"the rows were made on {dataset} data with fingerprint {', '.join(sorted(made_on))}, "
+                              f"these dataset options give {unit.spec.fingerprint}: pass the --data-option the run "
+                              f"was made with (its run.json argv holds it)")
         if unit.model_key in set(keys):
             return unit, None
         same_version = rows[(rows["seed"] == seed)
