@@ -78,6 +78,8 @@ def worktree_at(root: Path, repo: Path, sha: str) -> Path:
     tree = root / sha[:12]
     if not tree.exists():
         root.mkdir(parents=True, exist_ok=True)
+        # a worktree whose folder was deleted (a wiped /tmp) stays registered until pruned
+        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], check=True, capture_output=True, text=True)
         subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), sha], check=True,
                        capture_output=True, text=True)
     # the editable install maps seqbench.methods -> methods/ etc. to *this* checkout; in the worktree the
