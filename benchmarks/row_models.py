@@ -53,16 +53,10 @@ def training_argv(argv: list[str], method: str, seed: int) -> list[str]:
 
 def key_built_here(argv: list[str], dataset: str, method: str, seed: int) -> str:
     """The model key this checkout's code builds for ``argv`` (a dry run's planning, nothing trained)."""
-    from seqbench.cli import build_parser
-    from seqbench.config import run_settings
-    from seqbench.runner import RunOptions, Runner
+    from seqbench.cli import build_parser, run_options
+    from seqbench.runner import Runner
 
-    args = build_parser().parse_args(argv)
-    given = {name: getattr(args, name) for name in ("methods", "metrics", "datasets", "profile", "seeds", "device",
-                                                    "output", "limit", "eval_clips", "overrides", "plugins")}
-    given.update(dataset_options=args.data_options, metric_options=args.metric_options)
-    runner = Runner(RunOptions(**run_settings(given, args.config)))
-    return runner.unit(dataset, method, seed).model_key
+    return Runner(run_options(build_parser().parse_args(argv))).unit(dataset, method, seed).model_key
 
 
 def package_dirs(tree: Path) -> dict[str, str]:

@@ -13,9 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, SeqbenchError
 from .log import configure_logging, logger
+
+if TYPE_CHECKING:
+    from .runner import RunOptions
 
 #: Exit status of ``seqbench``: what happened, in one number (documented in the README).
 EXIT_OK = 0  # every cell ok (or not applicable)
@@ -163,14 +167,21 @@ def _version() -> str:
     return __version__
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The :class:`RunOptions` of parsed ``seqbench run`` arguments (the command line over ``--config``)."""
     from .config import run_settings
-    from .runner import RunOptions, Runner
+    from .runner import RunOptions
 
     given = {name: getattr(args, name) for name in ("methods", "metrics", "datasets", "profile", "seeds", "device",
                                                     "output", "limit", "eval_clips", "overrides", "plugins")}
     given.update(dataset_options=args.data_options, metric_options=args.metric_options)
-    options = RunOptions(**run_settings(given, args.config))
+    return RunOptions(**run_settings(given, args.config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import Runner
+
+    options = run_options(args)
     options.dry_run = args.dry_run
     options.command = list(getattr(args, "argv", sys.argv[1:]))
     options.retrain = args.retrain
