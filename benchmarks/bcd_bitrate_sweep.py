@@ -73,9 +73,9 @@ def load_cached(model_key: str, dataset: str):
 
     from seqbench.methods.bcd import BCD, BCDConfig
     from seqbench.plugins import load_plugins
-    from seqbench.utils import cache_root
+    from seqbench.runner import cached_model_dir
 
-    model_dir = cache_root() / "models" / "bcd" / model_key
+    model_dir = cached_model_dir("bcd", model_key)
     meta = json.loads((model_dir / "meta.json").read_text())
     adapter = load_plugins().datasets.get(dataset)()
     config = BCDConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from seqbench.leaderboard import results_frame, select_rows
     from seqbench.results import load_results
-    from seqbench.utils import cache_root
+    from seqbench.runner import cached_model_dir
 
     rows = select_rows(results_frame(load_results(args.rows)), args.dataset, None)
     repo = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         run = json.loads(record.read_text())
         given = list(run["argv"])
         command_argv = training_argv(given[1:] if given[:1] == ["run"] else given, method, seed)
-        cached = (cache_root() / "models" / method / key / "model.pt").is_file()
+        cached = (cached_model_dir(method, key) / "model.pt").is_file()
         here = key_built_here(["run", *command_argv], args.dataset, method, seed)
         print(f"\n{method} seed {seed}: rows' model {key}" + (" (in this cache)" if cached else ""))
         command = "seqbench " + shlex.join(["run", *command_argv])

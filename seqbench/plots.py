@@ -338,7 +338,7 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
     it leaves out. A figure that cannot be drawn is a warning.
     """
     from .leaderboard import results_frame, select_rows
-    from .utils import cache_root
+    from .runner import cached_model_dir
 
     frame = results_frame(frame)
     written: list[Path] = []
@@ -357,7 +357,7 @@ def write_dataset_figures(frame: "pd.DataFrame", directory: Path | str, *, datas
         except Exception:
             rows = frame.iloc[0:0]
         for (method, seed, key), _ in rows.groupby(["method", "seed", "model_key"]):
-            history = load_history(cache_root() / "models" / method / str(key))
+            history = load_history(cached_model_dir(method, key))
             if curves is not None and not has_probe_curves(history):  # e.g. retrained with --probes none
                 history = exported_history(Path(curves) / dataset, method, seed, key) or history
             if history:

@@ -86,19 +86,19 @@ class Runner:
         """
         seed = int(rows["seed"].min()) if seed is None else int(seed)
         unit = self.unit(dataset, method, seed)
-        keys = rows[rows["seed"] == seed]["model_key"].dropna()
+        mine = rows[rows["seed"] == seed]
+        keys = mine["model_key"].dropna()
         if keys.empty:
             raise LookupError("the rows name no model")
-        made_on = (set(rows.loc[rows["seed"] == seed, "dataset_fingerprint"].dropna().astype(str))
-                   if "dataset_fingerprint" in rows.columns else set())
+        made_on = (set(mine["dataset_fingerprint"].dropna().astype(str))
+                   if "dataset_fingerprint" in mine.columns else set())
         if made_on and unit.spec.fingerprint not in made_on:
             raise LookupError(f"the rows were made on {dataset} data with fingerprint {', '.join(sorted(made_on))}, "
                               f"these dataset options give {unit.spec.fingerprint}: pass the --data-option the run "
                               f"was made with (its run.json argv holds it)")
         if unit.model_key in set(keys):
             return unit, None
-        same_version = rows[(rows["seed"] == seed)
-                            & (rows["method_version"].astype(str) == str(unit.method_version))]
+        same_version = mine[mine["method_version"].astype(str) == str(unit.method_version)]
         mine = same_version[same_version["config_hash"] == unit.config_hash]["model_key"].dropna()
         if not mine.empty:
             return (dataclasses.replace(unit, model_key=str(mine.iloc[0])),

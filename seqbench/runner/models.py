@@ -22,6 +22,12 @@ from .plan import Planner
 
 HISTORY_FILE = "history.json"  # beside a cached model.pt: the training history (learning curves)
 
+
+def cached_model_dir(method: str, model_key: str) -> Path:
+    """``<cache>/models/<method>/<model_key>``: the one place the model cache's layout is spelled out (result
+    rows name a model by ``method`` and ``model_key`` alone)."""
+    return cache_root() / "models" / method / str(model_key)
+
 # Rank 0 evaluates between trainings while the other ranks wait in the next model's first
 # collective, so the group's timeout must outlast the longest evaluation.
 DISTRIBUTED_TIMEOUT_H = 12
@@ -54,7 +60,7 @@ class ModelStore:
 
     def model_dir(self, unit: ModelUnit) -> Path:
         """``<cache>/models/<method>/<model_key>``: everything cached about one trained model."""
-        return cache_root() / "models" / unit.method / unit.model_key
+        return cached_model_dir(unit.method, unit.model_key)
 
     def stored(self, unit: ModelUnit) -> StoredModel:
         """The unit's ``model.pt`` + ``meta.json`` (:class:`~seqbench.model_store.StoredModel`), locked by
