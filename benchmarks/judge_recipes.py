@@ -36,15 +36,15 @@ def parse_recipes(text: str) -> dict[str, dict[str, str]]:
 
 
 def newest_model(method: str, fingerprint: str) -> Path:
-    from seqbench.utils import cache_root
+    from seqbench.runner import models_cache
 
     found = []
-    for meta_path in (cache_root() / "models" / method).glob("*/meta.json"):
+    for meta_path in (models_cache() / method).glob("*/meta.json"):
         meta = json.loads(meta_path.read_text())
         if meta.get("fingerprint") == fingerprint and (meta_path.parent / "model.pt").exists():
             found.append((meta_path.stat().st_mtime, meta_path.parent))
     if not found:
-        sys.exit(f"no trained {method} model for this dataset in {cache_root() / 'models' / method}; run "
+        sys.exit(f"no trained {method} model for this dataset in {models_cache() / method}; run "
                  f"`seqbench run --methods {method} --profile quick` (with the same --data-option) first")
     return max(found)[1]
 

@@ -41,10 +41,10 @@ SHOWN_CHANGES = ("swap/static", "swap/dynamic", "mse", "leak/s_to_d", "leak/d_to
 def cached_models(dataset: str, methods: list[str] | None, profile: str | None) -> list[dict[str, Any]]:
     """``{label, meta, history}`` of every cached model of ``dataset`` with a learning curve."""
     from seqbench.plots import curve_label, has_probe_curves
-    from seqbench.utils import cache_root
+    from seqbench.runner import models_cache
 
     found = []
-    for meta_path in sorted((cache_root() / "models").glob("*/*/meta.json")):
+    for meta_path in sorted(models_cache().glob("*/*/meta.json")):
         try:
             meta = json.loads(meta_path.read_text())
             history = json.loads((meta_path.parent / "history.json").read_text())

@@ -18,7 +18,8 @@ from ..run_types import (DEFAULT_DATASET, DEFAULT_METHODS, DEFAULT_METRICS, DEFA
                          RunOptions)
 from .evaluate import CellCache, Evaluator
 from .execute import Runner, check_output_dir
-from .models import DISTRIBUTED_TIMEOUT_H, HISTORY_FILE, ModelStore, cached_model_dir, init_distributed
+from .models import (DISTRIBUTED_TIMEOUT_H, HISTORY_FILE, ModelStore, cached_model_dir, init_distributed,
+                     models_cache)
 from .plan import Plan, Planner, apply_overrides, make_unit, model_key, resolve_config
 from .record import FAILURE_LOG, Recorder, describe, failure_log
 from .row import ResultRow
@@ -26,5 +27,5 @@ from .row import ResultRow
 __all__ = ["Cell", "CellCache", "DEFAULT_DATASET", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEFAULT_OUTPUT",
            "DISTRIBUTED_TIMEOUT_H", "Evaluator", "FAILURE_LOG", "HISTORY_FILE", "ModelStore", "ModelUnit", "Plan",
            "Planner", "Recorder", "ResultRow", "RunInfo", "RunOptions", "Runner", "apply_overrides",
-           "cached_model_dir", "check_output_dir", "describe", "failure_log", "init_distributed", "make_unit", "model_key",
-           "resolve_config"]
+           "cached_model_dir", "check_output_dir", "describe", "failure_log", "init_distributed", "make_unit",
+           "model_key", "models_cache", "resolve_config"]

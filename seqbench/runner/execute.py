@@ -86,23 +86,23 @@ class Runner:
         """
         seed = int(rows["seed"].min()) if seed is None else int(seed)
         unit = self.unit(dataset, method, seed)
-        mine = rows[rows["seed"] == seed]
-        keys = mine["model_key"].dropna()
+        seed_rows = rows[rows["seed"] == seed]
+        keys = seed_rows["model_key"].dropna()
         if keys.empty:
             raise LookupError("the rows name no model")
-        made_on = (set(mine["dataset_fingerprint"].dropna().astype(str))
-                   if "dataset_fingerprint" in mine.columns else set())
+        made_on = (set(seed_rows["dataset_fingerprint"].dropna().astype(str))
+                   if "dataset_fingerprint" in seed_rows.columns else set())
         if made_on and unit.spec.fingerprint not in made_on:
             raise LookupError(f"the rows were made on {dataset} data with fingerprint {', '.join(sorted(made_on))}, "
                               f"these dataset options give {unit.spec.fingerprint}: pass the --data-option the run "
                               f"was made with (its run.json argv holds it)")
         if unit.model_key in set(keys):
             return unit, None
-        same_version = mine[mine["method_version"].astype(str) == str(unit.method_version)]
-        mine = same_version[same_version["config_hash"] == unit.config_hash]["model_key"].dropna()
-        if not mine.empty:
-            return (dataclasses.replace(unit, model_key=str(mine.iloc[0])),
-                    f"model {mine.iloc[0]} (the rows'), trained by another revision of the method's source with this "
+        same_version = seed_rows[seed_rows["method_version"].astype(str) == str(unit.method_version)]
+        same_config_keys = same_version[same_version["config_hash"] == unit.config_hash]["model_key"].dropna()
+        if not same_config_keys.empty:
+            return (dataclasses.replace(unit, model_key=str(same_config_keys.iloc[0])),
+                    f"model {same_config_keys.iloc[0]} (the rows'), trained by another revision of the method's source with this "
                     f"config and version")
         pairs = list(same_version[["model_key", "config_hash"]].dropna().drop_duplicates().itertuples(index=False))
         for key, config_hash in pairs:  # options added since, at their defaults?

@@ -23,10 +23,15 @@ from .plan import Planner
 HISTORY_FILE = "history.json"  # beside a cached model.pt: the training history (learning curves)
 
 
+def models_cache() -> Path:
+    """``<cache>/models``: every trained model, one folder per ``<method>/<model_key>`` (:func:`cached_model_dir`)."""
+    return cache_root() / "models"
+
+
 def cached_model_dir(method: str, model_key: str) -> Path:
     """``<cache>/models/<method>/<model_key>``: the one place the model cache's layout is spelled out (result
     rows name a model by ``method`` and ``model_key`` alone)."""
-    return cache_root() / "models" / method / str(model_key)
+    return models_cache() / method / str(model_key)
 
 # Rank 0 evaluates between trainings while the other ranks wait in the next model's first
 # collective, so the group's timeout must outlast the longest evaluation.
